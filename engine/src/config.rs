@@ -1,0 +1,638 @@
+//! The validated configuration snapshot every core reads.
+//!
+//! Owns: the typed, already-validated model of a Strait configuration, plus the pure parsers for
+//! values the CLI and the TOML loader share (core lists, durations, byte sizes).
+//! Must not: read files, know about TOML, or hold anything mutable. A `Config` is built once (by the
+//! CLI from flags and/or a file), checked by [`Config::validate`], wrapped in an `Arc` and never
+//! changed; a reload builds a new one. Cross references are resolved to indices here so the hot path
+//! never looks anything up by name.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A complete, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub runtime: RuntimeConfig,
+    pub admin: Option<AdminConfig>,
+    pub log: LogConfig,
+    pub listeners: Vec<ListenerConfig>,
+    pub clusters: Vec<ClusterConfig>,
+}
+
+/// Process-wide runtime settings: which cores, which IO driver, drain, per-core limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeConfig {
+    pub cores: CoreSelection,
+    pub io_driver: IoDriver,
+    /// io_uring submission queue entries per core.
+    pub uring_entries: u32,
+    /// How long open connections may keep running after SIGTERM before they are closed.
+    pub drain_timeout: Duration,
+    /// Connections open at once on one core, over all its listeners. Excess connections are
+    /// accepted and closed at once (and counted).
+    pub max_connections_per_core: u32,
+    /// How the L4 relay moves bytes.
+    pub relay: RelayMode,
+    /// Pipe capacity for splice (per direction) and buffer size for the copy relay.
+    pub relay_buffer_size: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cores: CoreSelection::All,
+            io_driver: IoDriver::Auto,
+            uring_entries: 1024,
+            drain_timeout: Duration::from_secs(30),
+            max_connections_per_core: 50_000,
+            relay: RelayMode::Splice,
+            relay_buffer_size: 256 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreSelection {
+    /// Every core this process may run on (its affinity mask).
+    All,
+    /// Explicit CPU ids, sorted and without duplicates.
+    List(Vec<usize>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoDriver {
+    /// io_uring with tuned flags, falling back to epoll when the ring cannot be built.
+    Auto,
+    Uring,
+    Epoll,
+}
+
+impl IoDriver {
+    pub const VALID: &'static str = "\"auto\", \"uring\" or \"epoll\"";
+
+    pub fn parse(s: &str) -> Option<IoDriver> {
+        match s {
+            "auto" => Some(IoDriver::Auto),
+            "uring" | "io_uring" => Some(IoDriver::Uring),
+            "epoll" | "legacy" => Some(IoDriver::Epoll),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayMode {
+    /// splice(2) through a per-connection pipe; falls back to copy when splice cannot be used.
+    Splice,
+    /// Read into a user-space buffer and write it out.
+    Copy,
+}
+
+impl RelayMode {
+    pub const VALID: &'static str = "\"splice\" or \"copy\"";
+
+    pub fn parse(s: &str) -> Option<RelayMode> {
+        match s {
+            "splice" => Some(RelayMode::Splice),
+            "copy" => Some(RelayMode::Copy),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub level: LogLevel,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: LogLevel::Info,
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub const VALID: &'static str = "\"error\", \"warn\", \"info\", \"debug\" or \"trace\"";
+
+    pub fn parse(s: &str) -> Option<LogLevel> {
+        match s {
+            "error" => Some(LogLevel::Error),
+            "warn" => Some(LogLevel::Warn),
+            "info" => Some(LogLevel::Info),
+            "debug" => Some(LogLevel::Debug),
+            "trace" => Some(LogLevel::Trace),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub const VALID: &'static str = "\"text\" or \"json\"";
+
+    pub fn parse(s: &str) -> Option<LogFormat> {
+        match s {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// What a listener speaks. Later protocols (http, auto-sniffing, udp) extend this enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerProtocol {
+    Tcp,
+}
+
+impl ListenerProtocol {
+    pub const VALID: &'static str = "\"tcp\"";
+
+    pub fn parse(s: &str) -> Option<ListenerProtocol> {
+        match s {
+            "tcp" => Some(ListenerProtocol::Tcp),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerProtocol::Tcp => "tcp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Unique name, used as the `listener` label in metrics and logs.
+    pub name: String,
+    pub address: SocketAddr,
+    pub protocol: ListenerProtocol,
+    /// Index into [`Config::clusters`].
+    pub cluster: usize,
+    /// A connection with no byte moving in either direction for this long is closed.
+    pub idle_timeout: Duration,
+    /// listen(2) backlog of each per-core socket.
+    pub backlog: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Unique name, used as the `cluster` label in metrics and logs.
+    pub name: String,
+    pub endpoints: Vec<EndpointConfig>,
+    pub connect_timeout: Duration,
+    /// Endpoints tried for one client connection before giving up (each at most once).
+    pub connect_attempts: u32,
+    /// PROXY protocol header sent to every endpoint right after connecting.
+    pub proxy_protocol: ProxyProtocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    Off,
+    V1,
+    V2,
+}
+
+impl ProxyProtocol {
+    pub const VALID: &'static str = "\"off\", \"v1\" or \"v2\"";
+
+    pub fn parse(s: &str) -> Option<ProxyProtocol> {
+        match s {
+            "off" => Some(ProxyProtocol::Off),
+            "v1" => Some(ProxyProtocol::V1),
+            "v2" => Some(ProxyProtocol::V2),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    pub address: SocketAddr,
+    /// Relative share of new connections; 1..=1000.
+    pub weight: u32,
+}
+
+/// Limits the validator enforces; shared with the TOML loader so both say the same thing.
+pub mod limits {
+    pub const MAX_WEIGHT: u32 = 1000;
+    pub const MAX_CONNECT_ATTEMPTS: u32 = 16;
+    pub const MIN_RELAY_BUFFER: u32 = 4 * 1024;
+    pub const MAX_RELAY_BUFFER: u32 = 16 * 1024 * 1024;
+    pub const MIN_URING_ENTRIES: u32 = 256;
+    pub const MAX_URING_ENTRIES: u32 = 32768;
+}
+
+/// A semantic problem found by [`Config::validate`]; `path` names the offending key
+/// (`listener[0].cluster`), so the TOML loader can attach a file position to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl Config {
+    /// Checks the invariants the engine relies on. The TOML loader reports most problems earlier
+    /// with file positions; this is the last line of defence for configs built in code (quick CLI
+    /// form, demo, tests) and for cross-field rules.
+    pub fn validate(&self) -> Result<(), Vec<ConfigIssue>> {
+        let mut issues = Vec::new();
+        let mut issue = |path: String, message: String| issues.push(ConfigIssue { path, message });
+
+        if self.listeners.is_empty() {
+            issue("listener".into(), "at least one [[listener]] is required".into());
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if let Err(e) = check_name(&l.name) {
+                issue(format!("listener[{i}].name"), e);
+            }
+            if self.listeners[..i].iter().any(|o| o.name == l.name) {
+                issue(format!("listener[{i}].name"), format!("duplicate listener name {:?}", l.name));
+            }
+            if l.address.port() != 0
+                && self.listeners[..i].iter().any(|o| o.address == l.address)
+            {
+                issue(
+                    format!("listener[{i}].address"),
+                    format!("duplicate listener address {}", l.address),
+                );
+            }
+            if l.cluster >= self.clusters.len() {
+                issue(format!("listener[{i}].cluster"), "refers to no cluster".into());
+            }
+            if l.idle_timeout.is_zero() {
+                issue(format!("listener[{i}].idle_timeout"), "must be greater than 0".into());
+            }
+            if l.backlog == 0 {
+                issue(format!("listener[{i}].backlog"), "must be greater than 0".into());
+            }
+        }
+        for (i, c) in self.clusters.iter().enumerate() {
+            if let Err(e) = check_name(&c.name) {
+                issue(format!("cluster[{i}].name"), e);
+            }
+            if self.clusters[..i].iter().any(|o| o.name == c.name) {
+                issue(format!("cluster[{i}].name"), format!("duplicate cluster name {:?}", c.name));
+            }
+            if c.endpoints.is_empty() {
+                issue(format!("cluster[{i}].endpoints"), "a cluster needs at least one endpoint".into());
+            }
+            for (j, e) in c.endpoints.iter().enumerate() {
+                if e.weight == 0 || e.weight > limits::MAX_WEIGHT {
+                    issue(
+                        format!("cluster[{i}].endpoints[{j}].weight"),
+                        format!("must be between 1 and {}", limits::MAX_WEIGHT),
+                    );
+                }
+                if e.address.port() == 0 || e.address.ip().is_unspecified() {
+                    issue(
+                        format!("cluster[{i}].endpoints[{j}].address"),
+                        "an endpoint needs a concrete IP address and a non-zero port".into(),
+                    );
+                }
+            }
+            if c.connect_timeout.is_zero() {
+                issue(format!("cluster[{i}].connect_timeout"), "must be greater than 0".into());
+            }
+            if c.connect_attempts == 0 || c.connect_attempts > limits::MAX_CONNECT_ATTEMPTS {
+                issue(
+                    format!("cluster[{i}].connect_attempts"),
+                    format!("must be between 1 and {}", limits::MAX_CONNECT_ATTEMPTS),
+                );
+            }
+        }
+        let rt = &self.runtime;
+        if rt.max_connections_per_core == 0 {
+            issue("runtime.max_connections_per_core".into(), "must be greater than 0".into());
+        }
+        if !(limits::MIN_RELAY_BUFFER..=limits::MAX_RELAY_BUFFER).contains(&rt.relay_buffer_size) {
+            issue(
+                "runtime.relay_buffer_size".into(),
+                format!(
+                    "must be between {} and {} bytes",
+                    limits::MIN_RELAY_BUFFER,
+                    limits::MAX_RELAY_BUFFER
+                ),
+            );
+        }
+        if !(limits::MIN_URING_ENTRIES..=limits::MAX_URING_ENTRIES).contains(&rt.uring_entries) {
+            issue(
+                "runtime.uring_entries".into(),
+                format!(
+                    "must be between {} and {}",
+                    limits::MIN_URING_ENTRIES,
+                    limits::MAX_URING_ENTRIES
+                ),
+            );
+        }
+        if let CoreSelection::List(cores) = &rt.cores {
+            if cores.is_empty() {
+                issue("runtime.cores".into(), "the core list is empty".into());
+            }
+        }
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(issues)
+        }
+    }
+}
+
+/// Names become metric labels and log fields: keep them short and plain.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name {name:?}: use 1 to 64 characters from A-Z a-z 0-9 - _ ."
+        ))
+    }
+}
+
+/// Parses a core list such as `0-3,6` or `all`.
+pub fn parse_core_list(s: &str) -> Result<CoreSelection, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(CoreSelection::All);
+    }
+    const MAX_CPU: usize = 4095;
+    let mut cores = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(format!("invalid core list {s:?}: empty element (expected e.g. \"0-3,6\" or \"all\")"));
+        }
+        let parse_one = |t: &str| -> Result<usize, String> {
+            let t = t.trim();
+            match t.parse::<usize>() {
+                Ok(n) if n <= MAX_CPU && t.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+                _ => Err(format!(
+                    "invalid core {t:?} in {s:?}: expected a CPU number from 0 to {MAX_CPU} (e.g. \"0-3,6\" or \"all\")"
+                )),
+            }
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (parse_one(a)?, parse_one(b)?);
+                if a > b {
+                    return Err(format!("invalid core range {part:?}: start is greater than end"));
+                }
+                cores.extend(a..=b);
+            }
+            None => cores.push(parse_one(part)?),
+        }
+    }
+    cores.sort_unstable();
+    cores.dedup();
+    Ok(CoreSelection::List(cores))
+}
+
+/// Formats CPU ids compactly: `[0,1,2,3,6]` → `0-3,6`.
+pub fn format_core_list(cores: &[usize]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < cores.len() {
+        let start = cores[i];
+        let mut end = start;
+        while i + 1 < cores.len() && cores[i + 1] == end + 1 {
+            i += 1;
+            end = cores[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}-{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+pub const DURATION_HELP: &str =
+    "expected a duration such as \"250ms\", \"5s\", \"2m\" or \"1h\" (units: ms, s, m, h)";
+
+/// Parses `250ms`, `5s`, `2m`, `1h`, or a combination such as `1m30s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {s:?}: {DURATION_HELP}");
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u128 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 12 {
+            return Err(bad());
+        }
+        let n: u128 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let millis_per = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += n * millis_per;
+    }
+    if total > u64::MAX as u128 {
+        return Err(bad());
+    }
+    Ok(Duration::from_millis(total as u64))
+}
+
+pub const SIZE_HELP: &str =
+    "expected a size such as \"64KiB\", \"1MiB\" or a number of bytes (units: B, KiB, MiB, GiB)";
+
+/// Parses `65536`, `64KiB`, `1MiB`, `1GiB` (binary units; `K`/`M`/`G`/`KB`/`MB`/`GB` are read the same way).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("invalid size {s:?}: {SIZE_HELP}");
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(bad());
+    }
+    let n: u64 = t[..digits].parse().map_err(|_| bad())?;
+    let mult: u64 = match t[digits..].trim() {
+        "" | "B" => 1,
+        "K" | "KB" | "KiB" | "k" => 1 << 10,
+        "M" | "MB" | "MiB" => 1 << 20,
+        "G" | "GB" | "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_lists_parse_ranges_singles_and_all() {
+        assert_eq!(parse_core_list("all"), Ok(CoreSelection::All));
+        assert_eq!(parse_core_list("0-3,6"), Ok(CoreSelection::List(vec![0, 1, 2, 3, 6])));
+        assert_eq!(parse_core_list(" 3, 1 ,1,2-2"), Ok(CoreSelection::List(vec![1, 2, 3])));
+        assert_eq!(parse_core_list("7"), Ok(CoreSelection::List(vec![7])));
+    }
+
+    #[test]
+    fn core_lists_reject_garbage_with_a_reason() {
+        for bad in ["", ",", "1,", "a", "3-1", "1-", "-1", "+1", "1-2-3", "99999"] {
+            let err = parse_core_list(bad).expect_err(bad);
+            assert!(err.contains("core"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn core_lists_format_compactly() {
+        assert_eq!(format_core_list(&[0, 1, 2, 3, 6]), "0-3,6");
+        assert_eq!(format_core_list(&[1]), "1");
+        assert_eq!(format_core_list(&[0, 2, 4, 5]), "0,2,4-5");
+        assert_eq!(format_core_list(&[]), "");
+    }
+
+    #[test]
+    fn durations_parse_units_and_combinations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn durations_reject_missing_or_unknown_units() {
+        for bad in ["", "5", "s", "5 s", "5sec", "-1s", "1.5s", "5d", "99999999999999s"] {
+            let err = parse_duration(bad).expect_err(bad);
+            assert!(err.contains("ms, s, m, h"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn sizes_parse_binary_units() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("2 GiB"), Ok(2 << 30));
+        for bad in ["", "KiB", "1.5MiB", "1TiB", "-1", "99999999999999999999"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn sample() -> Config {
+        Config {
+            runtime: RuntimeConfig::default(),
+            admin: None,
+            log: LogConfig::default(),
+            listeners: vec![ListenerConfig {
+                name: "in".into(),
+                address: "127.0.0.1:8080".parse().unwrap(),
+                protocol: ListenerProtocol::Tcp,
+                cluster: 0,
+                idle_timeout: Duration::from_secs(60),
+                backlog: 1024,
+            }],
+            clusters: vec![ClusterConfig {
+                name: "up".into(),
+                endpoints: vec![EndpointConfig {
+                    address: "127.0.0.1:9000".parse().unwrap(),
+                    weight: 1,
+                }],
+                connect_timeout: Duration::from_secs(3),
+                connect_attempts: 3,
+                proxy_protocol: ProxyProtocol::Off,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_sound_config_validates() {
+        assert_eq!(sample().validate(), Ok(()));
+    }
+
+    #[test]
+    fn validation_names_every_offending_path() {
+        let mut c = sample();
+        c.listeners.push(c.listeners[0].clone());
+        c.listeners[1].cluster = 7;
+        c.clusters[0].endpoints.clear();
+        c.clusters[0].connect_attempts = 0;
+        c.runtime.relay_buffer_size = 1;
+        let issues = c.validate().unwrap_err();
+        let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "listener[1].name",
+                "listener[1].address",
+                "listener[1].cluster",
+                "cluster[0].endpoints",
+                "cluster[0].connect_attempts",
+                "runtime.relay_buffer_size",
+            ]
+        );
+    }
+
+    #[test]
+    fn names_are_label_safe() {
+        assert!(check_name("edge-1.tcp_a").is_ok());
+        for bad in ["", "a b", "a\"b", "ü", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! Strait's shared-nothing per-core engine.
+pub mod config;

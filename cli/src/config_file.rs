@@ -1,1 +1,637 @@
-//! placeholder (being written)
+//! Loads a Strait TOML configuration file into the validated model
+//! [`strait_engine::config::Config`].
+//!
+//! Owns: the file schema (which tables and keys exist, their types and defaults) and the
+//! diagnostics for a bad file. Must not: decide what a valid configuration is beyond the file's
+//! shape — value parsers, limits and cross-field rules live in `strait_engine::config`, and
+//! `Config::validate` runs last as a backstop.
+//!
+//! Every problem in the file is reported, each with `file:line:column`, the dotted key path
+//! (`listener[0].cluster`), what is wrong and what would be valid. The document is parsed into
+//! toml's spanned tree and walked by hand with a table cursor (see `cursor`), so unknown keys,
+//! type errors and bad values are all collected instead of stopping at the first one.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use strait_engine::config::{
+    check_name, limits, parse_core_list, parse_duration, parse_size, AdminConfig, ClusterConfig,
+    Config, ConfigIssue, EndpointConfig, IoDriver, ListenerConfig, ListenerProtocol, LogConfig,
+    LogFormat, LogLevel, ProxyProtocol, RelayMode, RuntimeConfig,
+};
+use toml::de::{DeTable, DeValue};
+
+mod cursor;
+#[cfg(test)]
+mod tests;
+
+use cursor::{Ctx, Field, Span, TableCursor};
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem is not at a place in the file (it could not be read).
+    pub line: usize,
+    /// 1-based, in characters; 0 together with `line`.
+    pub column: usize,
+    /// Dotted key path such as `cluster[1].endpoints[2].weight`; empty for syntax errors.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        f.write_str(": ")?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+/// Reads and loads `path`. A file that cannot be read gives one diagnostic at line 0, column 0.
+pub fn load_file(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(path, &text),
+        Err(e) => Err(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read the configuration file: {e}"),
+        }]),
+    }
+}
+
+/// Loads configuration text; `path` is only used to label diagnostics.
+pub fn load_str(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
+    let mut ctx = Ctx::new(text);
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        // The recovered tree is partial; walking it would add confusing follow-up errors.
+        let mut seen = Vec::new();
+        for e in &syntax_errors {
+            let span = e.span().unwrap_or(text.len()..text.len());
+            let message = syntax_message(text, e.message(), &span);
+            if !seen.contains(&(span.start, message.clone())) {
+                seen.push((span.start, message.clone()));
+                ctx.error(&span, "", message);
+            }
+        }
+        return Err(ctx.into_diagnostics(path));
+    }
+
+    let root_span = root.span();
+    let config = walk(&mut ctx, root_span, root.get_ref());
+    if let Err(issues) = config.validate() {
+        add_issues(&mut ctx, issues);
+    }
+    if ctx.has_errors() {
+        Err(ctx.into_diagnostics(path))
+    } else {
+        Ok(config)
+    }
+}
+
+/// Positions `Config::validate` issues at the key they name (or the nearest enclosing table that
+/// was written), skipping those already reported while walking.
+fn add_issues(ctx: &mut Ctx<'_>, issues: Vec<ConfigIssue>) {
+    for issue in issues {
+        if !ctx.covered(&issue.path) {
+            let span = ctx.span_for(&issue.path);
+            ctx.error(&span, issue.path, issue.message);
+        }
+    }
+}
+
+fn syntax_message(text: &str, message: &str, span: &Span) -> String {
+    let snippet = text.get(span.clone()).unwrap_or("").trim();
+    if message == "duplicate key" && !snippet.is_empty() {
+        return format!(
+            "TOML syntax error: duplicate key {snippet:?}: a key or table may be defined only once \
+             (repeatable tables such as [[listener]] use double brackets)"
+        );
+    }
+    let mut out = format!("TOML syntax error: {message}");
+    // An unquoted word after `=` is read as a number, boolean or date and fails as one; say so.
+    let line_start = text[..span.start.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let after_equals = text[line_start..span.start.min(text.len())].contains('=');
+    let bare = !snippet.is_empty()
+        && snippet
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:+".contains(&b));
+    if after_equals && bare && !message.contains("must be quoted") {
+        out.push_str(&format!(
+            "; if this is meant as a string, quote it: \"{snippet}\""
+        ));
+    }
+    out
+}
+
+const ROOT_KEYS: &[&str] = &["runtime", "admin", "log", "listener", "cluster"];
+const RUNTIME_KEYS: &[&str] = &[
+    "cores",
+    "io_driver",
+    "uring_entries",
+    "drain_timeout",
+    "max_connections_per_core",
+    "relay",
+    "relay_buffer_size",
+];
+const ADMIN_KEYS: &[&str] = &["address"];
+const LOG_KEYS: &[&str] = &["level", "format"];
+const LISTENER_KEYS: &[&str] = &[
+    "name",
+    "address",
+    "protocol",
+    "cluster",
+    "idle_timeout",
+    "backlog",
+];
+const CLUSTER_KEYS: &[&str] = &[
+    "name",
+    "connect_timeout",
+    "connect_attempts",
+    "proxy_protocol",
+    "endpoints",
+];
+const ENDPOINT_KEYS: &[&str] = &["address", "weight"];
+
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+const DEFAULT_BACKLOG: u32 = 1024;
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const DEFAULT_CONNECT_ATTEMPTS: u32 = 3;
+const DEFAULT_WEIGHT: u32 = 1;
+const MAX_BACKLOG: i128 = 65535;
+
+/// Placeholder for an address that is missing or invalid (an error has been reported for it).
+const NO_ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
+/// Walks the document, reporting problems into `ctx`. Values that are missing or invalid are
+/// replaced by placeholders so the indices of listeners, clusters and endpoints always match the
+/// file (and so the key paths of `Config::validate` issues do too); the caller discards the result
+/// when any error was reported.
+fn walk(ctx: &mut Ctx<'_>, root_span: Span, root: &DeTable<'_>) -> Config {
+    let mut top = TableCursor::new(
+        ctx,
+        String::new(),
+        "the top level",
+        root_span,
+        root,
+        ROOT_KEYS,
+    );
+
+    let runtime = match top
+        .get(ctx, "runtime")
+        .and_then(|f| f.table(ctx, "[runtime]", RUNTIME_KEYS))
+    {
+        Some(t) => runtime(ctx, t),
+        None => RuntimeConfig::default(),
+    };
+    let admin = match top
+        .get(ctx, "admin")
+        .and_then(|f| f.table(ctx, "[admin]", ADMIN_KEYS))
+    {
+        Some(mut t) => {
+            let address = t.require(ctx, "address").and_then(|f| address(ctx, &f));
+            t.finish(ctx);
+            address.map(|address| AdminConfig { address })
+        }
+        None => None,
+    };
+    let log = match top
+        .get(ctx, "log")
+        .and_then(|f| f.table(ctx, "[log]", LOG_KEYS))
+    {
+        Some(t) => log(ctx, t),
+        None => LogConfig::default(),
+    };
+    let (clusters, cluster_names) = match top.get(ctx, "cluster") {
+        Some(f) => clusters(ctx, &f),
+        None => (Vec::new(), Vec::new()),
+    };
+    let listeners = match top.get(ctx, "listener") {
+        Some(f) => listeners(ctx, &f, &cluster_names),
+        None => {
+            ctx.error(&(0..0), "listener", "at least one [[listener]] is required");
+            Vec::new()
+        }
+    };
+    top.finish(ctx);
+
+    Config {
+        runtime,
+        admin,
+        log,
+        listeners,
+        clusters,
+    }
+}
+
+fn runtime(ctx: &mut Ctx<'_>, mut t: TableCursor<'_, '_>) -> RuntimeConfig {
+    let mut rt = RuntimeConfig::default();
+    if let Some(f) = t.get(ctx, "cores") {
+        if let Some(s) = f.str(ctx, "a core list string such as \"0-3,6\" or \"all\"") {
+            match parse_core_list(s) {
+                Ok(cores) => rt.cores = cores,
+                Err(e) => f.error(ctx, e),
+            }
+        }
+    }
+    if let Some(f) = t.get(ctx, "io_driver") {
+        if let Some(v) = choice(ctx, &f, IoDriver::parse, IoDriver::VALID) {
+            rt.io_driver = v;
+        }
+    }
+    if let Some(f) = t.get(ctx, "uring_entries") {
+        let (min, max) = (limits::MIN_URING_ENTRIES, limits::MAX_URING_ENTRIES);
+        if let Some(n) = int_in(ctx, &f, min.into(), max.into()) {
+            rt.uring_entries = n as u32;
+        }
+    }
+    if let Some(f) = t.get(ctx, "drain_timeout") {
+        if let Some(d) = duration(ctx, &f, false) {
+            rt.drain_timeout = d;
+        }
+    }
+    if let Some(f) = t.get(ctx, "max_connections_per_core") {
+        if let Some(n) = int_in(ctx, &f, 1, u32::MAX.into()) {
+            rt.max_connections_per_core = n as u32;
+        }
+    }
+    if let Some(f) = t.get(ctx, "relay") {
+        if let Some(v) = choice(ctx, &f, RelayMode::parse, RelayMode::VALID) {
+            rt.relay = v;
+        }
+    }
+    if let Some(f) = t.get(ctx, "relay_buffer_size") {
+        if let Some(n) = size(ctx, &f, limits::MIN_RELAY_BUFFER, limits::MAX_RELAY_BUFFER) {
+            rt.relay_buffer_size = n;
+        }
+    }
+    t.finish(ctx);
+    rt
+}
+
+fn log(ctx: &mut Ctx<'_>, mut t: TableCursor<'_, '_>) -> LogConfig {
+    let mut log = LogConfig::default();
+    if let Some(f) = t.get(ctx, "level") {
+        if let Some(v) = choice(ctx, &f, LogLevel::parse, LogLevel::VALID) {
+            log.level = v;
+        }
+    }
+    if let Some(f) = t.get(ctx, "format") {
+        if let Some(v) = choice(ctx, &f, LogFormat::parse, LogFormat::VALID) {
+            log.format = v;
+        }
+    }
+    t.finish(ctx);
+    log
+}
+
+/// A name as written (even when invalid, so references to it do not cascade) and where.
+type NameAt = Option<(String, Span)>;
+
+fn clusters(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> (Vec<ClusterConfig>, Vec<NameAt>) {
+    let Some(items) = field.elements(ctx, "an array of tables ([[cluster]])") else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut clusters = Vec::new();
+    let mut names: Vec<NameAt> = Vec::new();
+    for item in &items {
+        let mut c = ClusterConfig {
+            name: String::new(),
+            endpoints: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            connect_attempts: DEFAULT_CONNECT_ATTEMPTS,
+            proxy_protocol: ProxyProtocol::Off,
+        };
+        let mut name_at = None;
+        if let Some(mut t) = item.table(ctx, "[[cluster]]", CLUSTER_KEYS) {
+            if let Some(f) = t.require(ctx, "name") {
+                if let Some(n) = name(ctx, &f) {
+                    if let Some((_, first)) = names.iter().flatten().find(|(o, _)| *o == n) {
+                        let (line, _) = ctx.line_col(first.start);
+                        f.error(
+                            ctx,
+                            format!("duplicate cluster name {n:?}; first defined at line {line}"),
+                        );
+                    }
+                    c.name = n.clone();
+                    name_at = Some((n, f.span()));
+                }
+            }
+            if let Some(f) = t.get(ctx, "connect_timeout") {
+                if let Some(d) = duration(ctx, &f, true) {
+                    c.connect_timeout = d;
+                }
+            }
+            if let Some(f) = t.get(ctx, "connect_attempts") {
+                if let Some(n) = int_in(ctx, &f, 1, limits::MAX_CONNECT_ATTEMPTS.into()) {
+                    c.connect_attempts = n as u32;
+                }
+            }
+            if let Some(f) = t.get(ctx, "proxy_protocol") {
+                if let Some(v) = choice(ctx, &f, ProxyProtocol::parse, ProxyProtocol::VALID) {
+                    c.proxy_protocol = v;
+                }
+            }
+            if let Some(f) = t.require(ctx, "endpoints") {
+                c.endpoints = endpoints(ctx, &f);
+            }
+            t.finish(ctx);
+        }
+        clusters.push(c);
+        names.push(name_at);
+    }
+    (clusters, names)
+}
+
+const ENDPOINT_EXAMPLE: &str = "{ address = \"127.0.0.1:9000\", weight = 1 }";
+
+fn endpoints(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Vec<EndpointConfig> {
+    let expected = format!("an array of endpoint tables such as [{ENDPOINT_EXAMPLE}]");
+    let Some(items) = field.elements(ctx, &expected) else {
+        return Vec::new();
+    };
+    if items.is_empty() {
+        field.error(
+            ctx,
+            format!("a cluster needs at least one endpoint, e.g. endpoints = [{ENDPOINT_EXAMPLE}]"),
+        );
+    }
+    let mut out = Vec::new();
+    for item in &items {
+        let mut e = EndpointConfig {
+            address: NO_ADDRESS,
+            weight: DEFAULT_WEIGHT,
+        };
+        if !matches!(item.value.get_ref(), DeValue::Table(_)) {
+            item.type_error(
+                ctx,
+                &format!("an endpoint table such as {ENDPOINT_EXAMPLE}"),
+            );
+        } else if let Some(mut t) = item.table(ctx, "an endpoint table", ENDPOINT_KEYS) {
+            if let Some(f) = t.require(ctx, "address") {
+                if let Some(a) = address(ctx, &f) {
+                    if a.port() == 0 || a.ip().is_unspecified() {
+                        f.error(
+                            ctx,
+                            format!("an endpoint needs a concrete IP address and a non-zero port, found {a}"),
+                        );
+                    }
+                    e.address = a;
+                }
+            }
+            if let Some(f) = t.get(ctx, "weight") {
+                if let Some(n) = int_in(ctx, &f, 1, limits::MAX_WEIGHT.into()) {
+                    e.weight = n as u32;
+                }
+            }
+            t.finish(ctx);
+        }
+        out.push(e);
+    }
+    out
+}
+
+fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> Vec<ListenerConfig> {
+    let Some(items) = field.elements(ctx, "an array of tables ([[listener]])") else {
+        return Vec::new();
+    };
+    if items.is_empty() {
+        field.error(ctx, "at least one [[listener]] is required");
+    }
+    let mut listeners = Vec::new();
+    let mut names: Vec<(String, Span)> = Vec::new();
+    let mut addresses: Vec<(SocketAddr, Span)> = Vec::new();
+    for item in &items {
+        let mut l = ListenerConfig {
+            name: String::new(),
+            address: NO_ADDRESS,
+            protocol: ListenerProtocol::Tcp,
+            cluster: usize::MAX,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            backlog: DEFAULT_BACKLOG,
+        };
+        if let Some(mut t) = item.table(ctx, "[[listener]]", LISTENER_KEYS) {
+            if let Some(f) = t.require(ctx, "name") {
+                if let Some(n) = name(ctx, &f) {
+                    if let Some((_, first)) = names.iter().find(|(o, _)| *o == n) {
+                        let (line, _) = ctx.line_col(first.start);
+                        f.error(
+                            ctx,
+                            format!("duplicate listener name {n:?}; first defined at line {line}"),
+                        );
+                    }
+                    names.push((n.clone(), f.span()));
+                    l.name = n;
+                }
+            }
+            if let Some(f) = t.require(ctx, "address") {
+                if let Some(a) = address(ctx, &f) {
+                    if a.port() != 0 {
+                        if let Some((_, first)) = addresses.iter().find(|(o, _)| *o == a) {
+                            let (line, _) = ctx.line_col(first.start);
+                            f.error(
+                                ctx,
+                                format!(
+                                    "duplicate listener address {a}; first used at line {line}"
+                                ),
+                            );
+                        }
+                    }
+                    addresses.push((a, f.span()));
+                    l.address = a;
+                }
+            }
+            if let Some(f) = t.get(ctx, "protocol") {
+                if let Some(v) = choice(ctx, &f, ListenerProtocol::parse, ListenerProtocol::VALID) {
+                    l.protocol = v;
+                }
+            }
+            if let Some(f) = t.require(ctx, "cluster") {
+                if let Some(n) = f.str(ctx, "a cluster name (a string)") {
+                    match clusters
+                        .iter()
+                        .position(|c| matches!(c, Some((o, _)) if o == n))
+                    {
+                        Some(i) => l.cluster = i,
+                        None => f.error(ctx, unknown_cluster(n, clusters)),
+                    }
+                }
+            }
+            if let Some(f) = t.get(ctx, "idle_timeout") {
+                if let Some(d) = duration(ctx, &f, true) {
+                    l.idle_timeout = d;
+                }
+            }
+            if let Some(f) = t.get(ctx, "backlog") {
+                if let Some(n) = int_in(ctx, &f, 1, MAX_BACKLOG) {
+                    l.backlog = n as u32;
+                }
+            }
+            t.finish(ctx);
+        }
+        listeners.push(l);
+    }
+    listeners
+}
+
+fn unknown_cluster(name: &str, clusters: &[NameAt]) -> String {
+    let mut defined: Vec<String> = Vec::new();
+    for (n, _) in clusters.iter().flatten() {
+        let q = format!("{n:?}");
+        if !defined.contains(&q) {
+            defined.push(q);
+        }
+    }
+    if defined.is_empty() {
+        format!("unknown cluster {name:?}; no [[cluster]] is defined")
+    } else {
+        format!(
+            "unknown cluster {name:?}; defined clusters: {}",
+            defined.join(", ")
+        )
+    }
+}
+
+/// A listener or cluster name: a string that passes `check_name`. Returns the string even when
+/// `check_name` fails (after reporting it), so references to the name do not cascade.
+fn name(ctx: &mut Ctx<'_>, f: &Field<'_, '_>) -> Option<String> {
+    let s = f.str(ctx, "a name (a string)")?;
+    if let Err(e) = check_name(s) {
+        f.error(ctx, e);
+    }
+    Some(s.to_owned())
+}
+
+/// A string naming one of an enum's values.
+fn choice<T>(
+    ctx: &mut Ctx<'_>,
+    f: &Field<'_, '_>,
+    parse: fn(&str) -> Option<T>,
+    valid: &str,
+) -> Option<T> {
+    let s = f.str(ctx, &format!("a string ({valid})"))?;
+    if let Some(v) = parse(s) {
+        return Some(v);
+    }
+    let mut message = format!("invalid value {s:?}; expected {valid}");
+    let lower = s.trim().to_ascii_lowercase();
+    if lower != s && parse(&lower).is_some() {
+        message.push_str(&format!(" (did you mean {lower:?}?)"));
+    }
+    f.error(ctx, message);
+    None
+}
+
+fn int_in(ctx: &mut Ctx<'_>, f: &Field<'_, '_>, min: i128, max: i128) -> Option<i128> {
+    let n = f.int(ctx)?;
+    if (min..=max).contains(&n) {
+        return Some(n);
+    }
+    if max == i128::from(u32::MAX) {
+        f.error(ctx, format!("must be at least {min}, found {n}"));
+    } else {
+        f.error(ctx, format!("must be between {min} and {max}, found {n}"));
+    }
+    None
+}
+
+fn duration(ctx: &mut Ctx<'_>, f: &Field<'_, '_>, nonzero: bool) -> Option<Duration> {
+    let s = f.str(
+        ctx,
+        "a duration string such as \"250ms\", \"5s\", \"2m\" or \"1h\" (units: ms, s, m, h)",
+    )?;
+    match parse_duration(s) {
+        Ok(d) if nonzero && d.is_zero() => {
+            f.error(ctx, format!("must be greater than 0, found {s:?}"));
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            f.error(ctx, e);
+            None
+        }
+    }
+}
+
+/// A byte size, as a string with a unit (`"256KiB"`) or an integer number of bytes.
+fn size(ctx: &mut Ctx<'_>, f: &Field<'_, '_>, min: u32, max: u32) -> Option<u32> {
+    let n: i128 = match f.value.get_ref() {
+        DeValue::String(s) => match parse_size(s) {
+            Ok(n) => n.into(),
+            Err(e) => {
+                f.error(ctx, e);
+                return None;
+            }
+        },
+        DeValue::Integer(_) => f.int(ctx)?,
+        _ => {
+            f.type_error(
+                ctx,
+                "a size such as \"256KiB\" or \"1MiB\", or a number of bytes",
+            );
+            return None;
+        }
+    };
+    if (i128::from(min)..=i128::from(max)).contains(&n) {
+        return Some(n as u32);
+    }
+    f.error(
+        ctx,
+        format!(
+            "must be between {} and {} ({min} and {max} bytes), found {n} bytes",
+            human_size(min),
+            human_size(max)
+        ),
+    );
+    None
+}
+
+fn human_size(n: u32) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{}MiB", n >> 20)
+    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        format!("{}KiB", n >> 10)
+    } else {
+        format!("{n}B")
+    }
+}
+
+fn address(ctx: &mut Ctx<'_>, f: &Field<'_, '_>) -> Option<SocketAddr> {
+    let s = f.str(ctx, "an address string such as \"127.0.0.1:8080\"")?;
+    if let Ok(a) = s.trim().parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let t = s.trim();
+    let hint = match t.parse::<IpAddr>() {
+        Ok(IpAddr::V6(_)) => "an IPv6 address goes in brackets, followed by the port".to_owned(),
+        Ok(IpAddr::V4(_)) => "the port is missing".to_owned(),
+        Err(_) if t.starts_with('[') && t.ends_with(']') => "the port is missing".to_owned(),
+        Err(_) => match t.rsplit_once(':') {
+            Some((_, port)) if port.parse::<u16>().is_err() => {
+                format!("the port {port:?} is not a number from 0 to 65535")
+            }
+            Some(_) => "the host must be an IP address (host names are not resolved)".to_owned(),
+            None => "expected an IP address and a port".to_owned(),
+        },
+    };
+    f.error(
+        ctx,
+        format!("invalid address {s:?}: {hint}; write IP:port such as \"127.0.0.1:8080\" or \"[::1]:8080\""),
+    );
+    None
+}

@@ -1,1 +1,218 @@
-fn main() {}
+//! The `strait` binary: parse flags, build the configuration, run the engine, map signals to drain.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use strait::{config_file, demo, quick};
+use strait_engine::config::{Config, LogFormat, LogLevel};
+use strait_engine::Server;
+
+const EXIT_CONFIG: u8 = 1;
+const EXIT_START: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "strait",
+    version,
+    about = "A thread-per-core io_uring L4/L7 proxy",
+    long_about = "Strait runs one pinned, shared-nothing runtime per core. Each core accepts on its own \
+SO_REUSEPORT socket and relays connections to upstream clusters.",
+    after_help = "Examples:
+  strait demo                                       # proxy + built-in origins on loopback
+  strait run --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 --upstream 127.0.0.1:9001 --mode tcp --cores 0-1
+  strait run --config strait.toml --cores 1 --admin 127.0.0.1:9901
+  strait check --config strait.toml
+
+Exit codes: 0 clean exit (including a completed drain), 1 invalid configuration or start-up failure,
+2 bad command line, 128+N when a second signal N forced an immediate exit."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy, from a config file or from --listen/--upstream flags.
+    Run(RunArgs),
+    /// Validate a config file: exit 0, or print every error (file:line:column) and exit 1.
+    Check {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run Strait in front of built-in demo origins on loopback and print what to try.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// TOML configuration file (see docs/config.md).
+    #[arg(long, short, value_name = "FILE", conflicts_with_all = ["listen", "upstream", "mode", "idle_timeout", "connect_timeout", "connect_attempts", "proxy_protocol"])]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    quick: quick::QuickArgs,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Address of the demo's proxy listener.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+/// Flags that override the file (or quick-form) values.
+#[derive(Args, Default)]
+pub struct Overrides {
+    /// CPU cores to run on, one pinned runtime each: e.g. "0-3,6" or "all" [default: all].
+    #[arg(long, value_name = "LIST")]
+    cores: Option<String>,
+    /// IO driver: auto (io_uring, falling back to epoll), uring, or epoll.
+    #[arg(long, value_name = "DRIVER")]
+    io_driver: Option<String>,
+    /// Admin endpoint address (/metrics, /stats, /healthz, /readyz).
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<std::net::SocketAddr>,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// How long open connections may finish after SIGTERM, e.g. "30s".
+    #[arg(long, value_name = "DURATION")]
+    drain_timeout: Option<String>,
+    /// Connections open at once per core; excess connections are accepted and closed.
+    #[arg(long, value_name = "N")]
+    max_connections_per_core: Option<u32>,
+    /// L4 relay: splice (zero-copy) or copy.
+    #[arg(long, value_name = "MODE")]
+    relay: Option<String>,
+}
+
+impl Overrides {
+    fn apply(&self, config: &mut Config) -> Result<(), String> {
+        use strait_engine::config::{parse_core_list, parse_duration, IoDriver, RelayMode};
+        let rt = &mut config.runtime;
+        if let Some(c) = &self.cores {
+            rt.cores = parse_core_list(c).map_err(|e| format!("--cores: {e}"))?;
+        }
+        if let Some(d) = &self.io_driver {
+            rt.io_driver = IoDriver::parse(d)
+                .ok_or_else(|| format!("--io-driver: {d:?} is not one of {}", IoDriver::VALID))?;
+        }
+        if let Some(d) = &self.drain_timeout {
+            rt.drain_timeout = parse_duration(d).map_err(|e| format!("--drain-timeout: {e}"))?;
+        }
+        if let Some(n) = self.max_connections_per_core {
+            rt.max_connections_per_core = n;
+        }
+        if let Some(r) = &self.relay {
+            rt.relay = RelayMode::parse(r)
+                .ok_or_else(|| format!("--relay: {r:?} is not one of {}", RelayMode::VALID))?;
+        }
+        if let Some(a) = self.admin {
+            config.admin = Some(strait_engine::config::AdminConfig { address: a });
+        }
+        if let Some(l) = &self.log_level {
+            config.log.level = LogLevel::parse(l)
+                .ok_or_else(|| format!("--log-level: {l:?} is not one of {}", LogLevel::VALID))?;
+        }
+        if let Some(f) = &self.log_format {
+            config.log.format = LogFormat::parse(f)
+                .ok_or_else(|| format!("--log-format: {f:?} is not one of {}", LogFormat::VALID))?;
+        }
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match config_file::load_file(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} listener(s), {} cluster(s))",
+                    config.display(),
+                    c.listeners.len(),
+                    c.clusters.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(diagnostics) => {
+                for d in &diagnostics {
+                    eprintln!("{d}");
+                }
+                eprintln!("{}: {} error(s)", config.display(), diagnostics.len());
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Run(args) => {
+            let mut config = if let Some(path) = &args.config {
+                match config_file::load_file(path) {
+                    Ok(c) => c,
+                    Err(diagnostics) => {
+                        for d in &diagnostics {
+                            eprintln!("{d}");
+                        }
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                }
+            } else {
+                match args.quick.to_config() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("strait run: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            };
+            if let Err(e) = args.overrides.apply(&mut config) {
+                eprintln!("strait run: {e}");
+                return ExitCode::from(2);
+            }
+            run(config, None)
+        }
+        Command::Demo(args) => {
+            let origins = match demo::start_origins() {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("strait demo: cannot start the demo origins: {e}");
+                    return ExitCode::from(EXIT_START);
+                }
+            };
+            let mut config = demo::config(args.listen, &origins);
+            if let Err(e) = args.overrides.apply(&mut config) {
+                eprintln!("strait demo: {e}");
+                return ExitCode::from(2);
+            }
+            run(config, Some(&origins))
+        }
+    }
+}
+
+fn run(config: Config, demo_origins: Option<&demo::Origins>) -> ExitCode {
+    strait::logging::init(&config.log);
+    let server = match Server::start(config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "start-up failed");
+            eprintln!("strait: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    };
+    if let Some(origins) = demo_origins {
+        demo::print_banner(&server, origins);
+    }
+    if let Err(e) = strait::signals::drain_on_signal(server.drain_handle()) {
+        tracing::error!(error = %e, "cannot install signal handlers");
+        return ExitCode::from(EXIT_START);
+    }
+    server.wait();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}

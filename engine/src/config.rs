@@ -283,31 +283,44 @@ impl Config {
         let mut issue = |path: String, message: String| issues.push(ConfigIssue { path, message });
 
         if self.listeners.is_empty() {
-            issue("listener".into(), "at least one [[listener]] is required".into());
+            issue(
+                "listener".into(),
+                "at least one [[listener]] is required".into(),
+            );
         }
         for (i, l) in self.listeners.iter().enumerate() {
             if let Err(e) = check_name(&l.name) {
                 issue(format!("listener[{i}].name"), e);
             }
             if self.listeners[..i].iter().any(|o| o.name == l.name) {
-                issue(format!("listener[{i}].name"), format!("duplicate listener name {:?}", l.name));
+                issue(
+                    format!("listener[{i}].name"),
+                    format!("duplicate listener name {:?}", l.name),
+                );
             }
-            if l.address.port() != 0
-                && self.listeners[..i].iter().any(|o| o.address == l.address)
-            {
+            if l.address.port() != 0 && self.listeners[..i].iter().any(|o| o.address == l.address) {
                 issue(
                     format!("listener[{i}].address"),
                     format!("duplicate listener address {}", l.address),
                 );
             }
             if l.cluster >= self.clusters.len() {
-                issue(format!("listener[{i}].cluster"), "refers to no cluster".into());
+                issue(
+                    format!("listener[{i}].cluster"),
+                    "refers to no cluster".into(),
+                );
             }
             if l.idle_timeout.is_zero() {
-                issue(format!("listener[{i}].idle_timeout"), "must be greater than 0".into());
+                issue(
+                    format!("listener[{i}].idle_timeout"),
+                    "must be greater than 0".into(),
+                );
             }
             if l.backlog == 0 {
-                issue(format!("listener[{i}].backlog"), "must be greater than 0".into());
+                issue(
+                    format!("listener[{i}].backlog"),
+                    "must be greater than 0".into(),
+                );
             }
         }
         for (i, c) in self.clusters.iter().enumerate() {
@@ -315,10 +328,16 @@ impl Config {
                 issue(format!("cluster[{i}].name"), e);
             }
             if self.clusters[..i].iter().any(|o| o.name == c.name) {
-                issue(format!("cluster[{i}].name"), format!("duplicate cluster name {:?}", c.name));
+                issue(
+                    format!("cluster[{i}].name"),
+                    format!("duplicate cluster name {:?}", c.name),
+                );
             }
             if c.endpoints.is_empty() {
-                issue(format!("cluster[{i}].endpoints"), "a cluster needs at least one endpoint".into());
+                issue(
+                    format!("cluster[{i}].endpoints"),
+                    "a cluster needs at least one endpoint".into(),
+                );
             }
             for (j, e) in c.endpoints.iter().enumerate() {
                 if e.weight == 0 || e.weight > limits::MAX_WEIGHT {
@@ -335,7 +354,10 @@ impl Config {
                 }
             }
             if c.connect_timeout.is_zero() {
-                issue(format!("cluster[{i}].connect_timeout"), "must be greater than 0".into());
+                issue(
+                    format!("cluster[{i}].connect_timeout"),
+                    "must be greater than 0".into(),
+                );
             }
             if c.connect_attempts == 0 || c.connect_attempts > limits::MAX_CONNECT_ATTEMPTS {
                 issue(
@@ -346,7 +368,10 @@ impl Config {
         }
         let rt = &self.runtime;
         if rt.max_connections_per_core == 0 {
-            issue("runtime.max_connections_per_core".into(), "must be greater than 0".into());
+            issue(
+                "runtime.max_connections_per_core".into(),
+                "must be greater than 0".into(),
+            );
         }
         if !(limits::MIN_RELAY_BUFFER..=limits::MAX_RELAY_BUFFER).contains(&rt.relay_buffer_size) {
             issue(
@@ -408,7 +433,9 @@ pub fn parse_core_list(s: &str) -> Result<CoreSelection, String> {
     for part in s.split(',') {
         let part = part.trim();
         if part.is_empty() {
-            return Err(format!("invalid core list {s:?}: empty element (expected e.g. \"0-3,6\" or \"all\")"));
+            return Err(format!(
+                "invalid core list {s:?}: empty element (expected e.g. \"0-3,6\" or \"all\")"
+            ));
         }
         let parse_one = |t: &str| -> Result<usize, String> {
             let t = t.trim();
@@ -423,7 +450,9 @@ pub fn parse_core_list(s: &str) -> Result<CoreSelection, String> {
             Some((a, b)) => {
                 let (a, b) = (parse_one(a)?, parse_one(b)?);
                 if a > b {
-                    return Err(format!("invalid core range {part:?}: start is greater than end"));
+                    return Err(format!(
+                        "invalid core range {part:?}: start is greater than end"
+                    ));
                 }
                 cores.extend(a..=b);
             }
@@ -524,14 +553,22 @@ mod tests {
     #[test]
     fn core_lists_parse_ranges_singles_and_all() {
         assert_eq!(parse_core_list("all"), Ok(CoreSelection::All));
-        assert_eq!(parse_core_list("0-3,6"), Ok(CoreSelection::List(vec![0, 1, 2, 3, 6])));
-        assert_eq!(parse_core_list(" 3, 1 ,1,2-2"), Ok(CoreSelection::List(vec![1, 2, 3])));
+        assert_eq!(
+            parse_core_list("0-3,6"),
+            Ok(CoreSelection::List(vec![0, 1, 2, 3, 6]))
+        );
+        assert_eq!(
+            parse_core_list(" 3, 1 ,1,2-2"),
+            Ok(CoreSelection::List(vec![1, 2, 3]))
+        );
         assert_eq!(parse_core_list("7"), Ok(CoreSelection::List(vec![7])));
     }
 
     #[test]
     fn core_lists_reject_garbage_with_a_reason() {
-        for bad in ["", ",", "1,", "a", "3-1", "1-", "-1", "+1", "1-2-3", "99999"] {
+        for bad in [
+            "", ",", "1,", "a", "3-1", "1-", "-1", "+1", "1-2-3", "99999",
+        ] {
             let err = parse_core_list(bad).expect_err(bad);
             assert!(err.contains("core"), "{bad}: {err}");
         }
@@ -557,7 +594,17 @@ mod tests {
 
     #[test]
     fn durations_reject_missing_or_unknown_units() {
-        for bad in ["", "5", "s", "5 s", "5sec", "-1s", "1.5s", "5d", "99999999999999s"] {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5 s",
+            "5sec",
+            "-1s",
+            "1.5s",
+            "5d",
+            "99999999999999s",
+        ] {
             let err = parse_duration(bad).expect_err(bad);
             assert!(err.contains("ms, s, m, h"), "{bad}: {err}");
         }

@@ -1,2 +1,19 @@
 //! Strait's shared-nothing per-core engine.
+//!
+//! Owns: per-core runtimes and their threads ([`server`], [`core`]), listeners ([`listener`]), the L4
+//! proxy phase ([`tcp_proxy`]), statistics ([`stats`], [`metrics`]), the admin endpoint
+//! ([`admin`]), control messages and drain ([`control`]), and the validated configuration snapshot
+//! ([`config`]). Must not: parse configuration files or handle signals (the CLI does), or implement
+//! wire protocols (they live in `strait-protocols`). See docs/architecture.md for the map.
+
+pub mod admin;
 pub mod config;
+pub mod control;
+mod core;
+pub mod listener;
+pub mod metrics;
+pub mod server;
+pub mod stats;
+mod tcp_proxy;
+
+pub use server::{DrainHandle, Server, StartError};

@@ -1,0 +1,240 @@
+//! One core: its runtime's main task, accept loops, control handling and drain.
+//!
+//! Owns: the `CoreContext` every connection task on this core shares (plain `Cell`/`RefCell`, never
+//! shared with another core), the accept loop of each listener socket, the per-core connection
+//! limit, and the drain sequence: cancel in-flight accepts, close the listening sockets, wait for
+//! open connections up to the drain timeout, then return (dropping whatever is left).
+//! Must not: block the thread, take locks, or talk to other cores — only the control channel
+//! crosses the thread boundary, and only for rare messages.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use monoio::io::{CancelHandle, Canceller};
+use monoio::net::{TcpListener, TcpStream};
+use strait_balancer::WeightedRoundRobin;
+use strait_protocols::relay::{sys, PipePool, RelayOptions, Transfer};
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, RelayMode};
+use crate::control::{Control, ControlReceiver};
+use crate::stats::{CoreHistograms, CoreStats};
+use crate::tcp_proxy;
+
+/// Empty pipes kept per core for reuse by new connections (two per connection while in use).
+const PIPE_POOL_IDLE: usize = 256;
+
+pub(crate) struct CoreContext {
+    pub config: Arc<Config>,
+    pub stats: Arc<CoreStats>,
+    pub histograms: RefCell<CoreHistograms>,
+    /// One balancer per cluster, private to this core.
+    pub balancers: Vec<RefCell<WeightedRoundRobin>>,
+    pub pipes: PipePool,
+    /// Per listener.
+    pub relay_options: Vec<RelayOptions>,
+    pub active: Cell<u32>,
+    pub draining: Cell<bool>,
+}
+
+impl CoreContext {
+    pub fn new(config: Arc<Config>, stats: Arc<CoreStats>) -> CoreContext {
+        let index = stats.index;
+        let rt = &config.runtime;
+        let transfer = match rt.relay {
+            RelayMode::Splice => Transfer::Splice,
+            RelayMode::Copy => Transfer::Copy,
+        };
+        CoreContext {
+            histograms: RefCell::new(CoreHistograms::new(&config)),
+            balancers: config
+                .clusters
+                .iter()
+                .map(|c| {
+                    let weights: Vec<u32> = c.endpoints.iter().map(|e| e.weight).collect();
+                    RefCell::new(WeightedRoundRobin::new(&weights, index))
+                })
+                .collect(),
+            pipes: PipePool::new(rt.relay_buffer_size as usize, PIPE_POOL_IDLE),
+            relay_options: config
+                .listeners
+                .iter()
+                .map(|l| RelayOptions {
+                    transfer,
+                    buffer_size: rt.relay_buffer_size as usize,
+                    idle_timeout: l.idle_timeout,
+                })
+                .collect(),
+            active: Cell::new(0),
+            draining: Cell::new(false),
+            config,
+            stats,
+        }
+    }
+}
+
+/// The core's main task. Returns when the core has drained (or the control channel closed).
+pub(crate) async fn run(
+    ctx: Rc<CoreContext>,
+    listeners: Vec<std::net::TcpListener>,
+    control: ControlReceiver,
+) {
+    let canceller = Canceller::new();
+    let mut accept_tasks = Vec::with_capacity(listeners.len());
+    for (index, std_listener) in listeners.into_iter().enumerate() {
+        match TcpListener::from_std(std_listener) {
+            Ok(listener) => accept_tasks.push(monoio::spawn(accept_loop(
+                ctx.clone(),
+                index,
+                listener,
+                canceller.handle(),
+            ))),
+            Err(e) => warn!(
+                core = ctx.stats.index,
+                listener = %ctx.config.listeners[index].name,
+                error = %e,
+                "cannot register listener socket with the runtime; this core will not accept on it"
+            ),
+        }
+    }
+
+    loop {
+        match control.recv_async().await {
+            Ok(Control::Histograms(reply)) => answer_histograms(&ctx, reply),
+            Ok(Control::Drain) | Err(_) => break,
+        }
+    }
+
+    ctx.draining.set(true);
+    // Cancel in-flight accepts and drop the sockets before anything else: an accept left in the
+    // ring would keep the port alive after exit and reset connections meant for a new process.
+    let _ = canceller.cancel();
+    for task in accept_tasks {
+        task.await;
+    }
+    let deadline = Instant::now() + ctx.config.runtime.drain_timeout;
+    info!(
+        core = ctx.stats.index,
+        open_connections = ctx.active.get(),
+        "draining: listeners closed, waiting for open connections"
+    );
+    while ctx.active.get() > 0 && Instant::now() < deadline {
+        monoio::select! {
+            msg = control.recv_async() => {
+                if let Ok(Control::Histograms(reply)) = msg {
+                    answer_histograms(&ctx, reply);
+                } else if msg.is_err() {
+                    // The server is gone; nobody will ask again. Keep draining on the timer.
+                    monoio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            _ = monoio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    if ctx.active.get() > 0 {
+        warn!(
+            core = ctx.stats.index,
+            open_connections = ctx.active.get(),
+            "drain timeout reached: closing the remaining connections"
+        );
+    } else {
+        info!(core = ctx.stats.index, "drained");
+    }
+}
+
+fn answer_histograms(ctx: &CoreContext, reply: flume::Sender<CoreHistograms>) {
+    let copy = ctx.histograms.borrow().clone();
+    // The asker may have given up (timeout); that is fine.
+    let _ = reply.send(copy);
+}
+
+async fn accept_loop(
+    ctx: Rc<CoreContext>,
+    listener_index: usize,
+    listener: TcpListener,
+    cancel: CancelHandle,
+) {
+    let name = &ctx.config.listeners[listener_index].name;
+    let max = ctx.config.runtime.max_connections_per_core;
+    let mut last_resource_warning: Option<Instant> = None;
+    loop {
+        match listener.cancelable_accept(cancel.clone()).await {
+            Ok((stream, peer)) => {
+                // An accept that completed as the drain began still belongs to a client who
+                // connected before it: serve it.
+                if ctx.active.get() >= max {
+                    reject(&ctx, listener_index, stream, peer);
+                } else {
+                    monoio::spawn(tcp_proxy::serve(ctx.clone(), listener_index, stream, peer));
+                }
+            }
+            Err(_) if ctx.draining.get() => break,
+            Err(e) => {
+                ctx.stats.totals.accept_errors.inc();
+                if is_resource_exhaustion(&e) {
+                    // Out of fds or memory: the pending connection stays in the backlog. Back off
+                    // instead of spinning on accept, and say so at most once a second.
+                    let now = Instant::now();
+                    if last_resource_warning.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+                        last_resource_warning = Some(now);
+                        warn!(core = ctx.stats.index, listener = %name, error = %e,
+                            "accept failed: out of resources; raise the file descriptor limit (ulimit -n) or lower max_connections_per_core");
+                    }
+                    monoio::time::sleep(Duration::from_millis(20)).await;
+                } else if !is_transient(&e) {
+                    warn!(core = ctx.stats.index, listener = %name, error = %e, "accept failed");
+                    monoio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    }
+    debug!(core = ctx.stats.index, listener = %name, "accept loop stopped");
+    drop(listener);
+}
+
+/// Over the per-core limit: close at once with RST so the client retries elsewhere instead of
+/// waiting, and count it.
+fn reject(ctx: &CoreContext, listener_index: usize, stream: TcpStream, peer: SocketAddr) {
+    use std::os::fd::AsRawFd;
+    let _ = sys::set_linger_zero(stream.as_raw_fd());
+    drop(stream);
+    ctx.stats.totals.rejected_max_connections.inc();
+    ctx.stats.listeners[listener_index]
+        .rejected_max_connections
+        .inc();
+    debug!(core = ctx.stats.index, client = %peer, "connection rejected: max_connections_per_core reached");
+}
+
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Errors about one pending connection (it was reset or aborted before we took it) that say
+/// nothing about the listener.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::ECONNRESET
+                | libc::EINTR
+                | libc::EAGAIN
+                | libc::EPERM
+                | libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+        )
+    )
+}

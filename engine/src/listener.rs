@@ -1,0 +1,86 @@
+//! Binding the per-core SO_REUSEPORT sockets of every configured listener.
+//!
+//! Owns: creating all listening sockets in the main thread before any core starts, so a bad or busy
+//! address fails start-up with a clear message instead of failing later inside a core. A listener on
+//! port 0 gets one kernel-chosen port shared by all its per-core sockets.
+//! Must not: accept connections (each core converts its sockets into runtime listeners itself —
+//! monoio requires that to happen inside the runtime).
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::ListenerConfig;
+
+#[derive(Debug)]
+pub struct BindError {
+    pub listener: String,
+    pub address: SocketAddr,
+    pub error: io::Error,
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "listener {:?}: cannot listen on {}: {}",
+            self.listener, self.address, self.error
+        )?;
+        match self.error.kind() {
+            io::ErrorKind::AddrInUse => write!(f, " (another process holds this port)"),
+            io::ErrorKind::PermissionDenied => {
+                write!(f, " (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
+            }
+            io::ErrorKind::AddrNotAvailable => write!(f, " (no local interface has this address)"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
+
+/// The sockets of one listener: one per core, all on the same resolved address.
+pub struct BoundListener {
+    pub address: SocketAddr,
+    pub per_core: Vec<TcpListener>,
+}
+
+/// Binds `cores` SO_REUSEPORT sockets for `listener`.
+pub fn bind(listener: &ListenerConfig, cores: usize) -> Result<BoundListener, BindError> {
+    let err = |address, error| BindError {
+        listener: listener.name.clone(),
+        address,
+        error,
+    };
+    let mut address = listener.address;
+    let mut per_core = Vec::with_capacity(cores);
+    for _ in 0..cores {
+        let socket = bind_one(address, listener.backlog).map_err(|e| err(address, e))?;
+        if address.port() == 0 {
+            // Later cores must join the same port, not get their own.
+            address = socket.local_addr().map_err(|e| err(address, e))?;
+        }
+        per_core.push(socket);
+    }
+    Ok(BoundListener { address, per_core })
+}
+
+fn bind_one(address: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_cloexec(true)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if address.is_ipv6() {
+        // `[::]:80` means IPv6 only; an IPv4 listener is configured separately.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}

@@ -1,0 +1,250 @@
+//! The L4 TCP proxy phase: one accepted client connection, from connect to close.
+//!
+//! Owns: choosing an endpoint through the cluster's balancer with bounded failover, the connect
+//! timeout, the optional PROXY protocol header, running the relay, and the connection's accounting
+//! (an RAII guard, so a connection dropped by the drain deadline is accounted too).
+//! Must not: allocate or take locks per connection beyond the relay's pooled pipes, or log at
+//! info/warn for events a client can trigger at will (those are debug and counted instead).
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Instant;
+
+use monoio::net::TcpStream;
+use strait_balancer::{Balancer, TriedSet};
+use strait_protocols::proxy_protocol;
+use strait_protocols::relay::{self, sys, Direction, RelayEnd, RelayObserver, Side};
+use tracing::{debug, warn};
+
+use crate::config::ProxyProtocol;
+use crate::core::CoreContext;
+use crate::stats::{ClusterCounters, ListenerCounters};
+
+pub(crate) async fn serve(
+    ctx: Rc<CoreContext>,
+    listener_index: usize,
+    client: TcpStream,
+    peer: SocketAddr,
+) {
+    let _guard = ConnectionGuard::open(&ctx, listener_index);
+    let listener = &ctx.config.listeners[listener_index];
+    let cluster_index = listener.cluster;
+    let stats = &ctx.stats;
+    let _ = client.set_nodelay(true);
+
+    let Some((upstream, endpoint_index)) = connect(&ctx, cluster_index, peer).await else {
+        stats.listeners[listener_index].no_upstream.inc();
+        abort(&client);
+        return;
+    };
+    let _endpoint_guard = EndpointGuard::open(&ctx, cluster_index, endpoint_index);
+    let cluster = &ctx.config.clusters[cluster_index];
+
+    if cluster.proxy_protocol != ProxyProtocol::Off {
+        let version = match cluster.proxy_protocol {
+            ProxyProtocol::V1 => proxy_protocol::Version::V1,
+            _ => proxy_protocol::Version::V2,
+        };
+        let sent = match client.local_addr() {
+            Ok(local) => {
+                let header = proxy_protocol::encode(version, peer, local);
+                relay::write_all(&upstream, header.as_bytes()).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            stats.listeners[listener_index].upstream_errors.inc();
+            debug!(listener = %listener.name, cluster = %cluster.name, error = %e, "cannot send PROXY header");
+            abort(&client);
+            abort(&upstream);
+            return;
+        }
+    }
+
+    let observer = ByteCounters {
+        listener: &stats.listeners[listener_index],
+        cluster: &stats.clusters[cluster_index],
+    };
+    let outcome = relay::relay(
+        &client,
+        &upstream,
+        &ctx.relay_options[listener_index],
+        &ctx.pipes,
+        &observer,
+    )
+    .await;
+    if outcome.spliced {
+        stats.totals.relayed_splice.inc();
+    } else {
+        stats.totals.relayed_copy.inc();
+    }
+    let counters = &stats.listeners[listener_index];
+    match outcome.end {
+        RelayEnd::Completed => {}
+        RelayEnd::IdleTimeout => {
+            counters.idle_timeouts.inc();
+            debug!(listener = %listener.name, client = %peer, "idle timeout");
+        }
+        RelayEnd::Failed(e) => {
+            match e.side {
+                Side::Client => counters.client_errors.inc(),
+                Side::Upstream => counters.upstream_errors.inc(),
+            }
+            debug!(listener = %listener.name, client = %peer, side = e.side.as_str(), error = %e.error,
+                sent = outcome.client_to_upstream, received = outcome.upstream_to_client, "connection aborted");
+        }
+    }
+}
+
+/// Tries endpoints until one accepts, each at most once, up to `connect_attempts`.
+async fn connect(
+    ctx: &CoreContext,
+    cluster_index: usize,
+    peer: SocketAddr,
+) -> Option<(TcpStream, usize)> {
+    let cluster = &ctx.config.clusters[cluster_index];
+    let counters = &ctx.stats.clusters[cluster_index];
+    let mut tried = TriedSet::new();
+    for _ in 0..cluster.connect_attempts {
+        // The borrow ends before the await below: no RefCell borrow is ever held across a yield.
+        let picked = ctx.balancers[cluster_index]
+            .borrow_mut()
+            .pick(&|i| tried.contains(i));
+        let Some(endpoint_index) = picked else { break };
+        tried.insert(endpoint_index);
+        let endpoint = &cluster.endpoints[endpoint_index];
+        let endpoint_counters = &ctx.stats.endpoints[cluster_index][endpoint_index];
+        let started = Instant::now();
+        match monoio::time::timeout(
+            cluster.connect_timeout,
+            TcpStream::connect_addr(endpoint.address),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => {
+                let micros = started.elapsed().as_micros() as u64;
+                if let Some(h) = ctx
+                    .histograms
+                    .borrow_mut()
+                    .connect_micros
+                    .get_mut(cluster_index)
+                {
+                    h.saturating_record(micros.max(1));
+                }
+                counters.connections.inc();
+                endpoint_counters.connections.inc();
+                let _ = stream.set_nodelay(true);
+                return Some((stream, endpoint_index));
+            }
+            Ok(Err(e)) => {
+                counters.connect_failures.inc();
+                endpoint_counters.connect_failures.inc();
+                warn!(cluster = %cluster.name, endpoint = %endpoint.address, error = %e, "upstream connect failed");
+            }
+            Err(_) => {
+                counters.connect_timeouts.inc();
+                endpoint_counters.connect_timeouts.inc();
+                warn!(cluster = %cluster.name, endpoint = %endpoint.address,
+                    timeout_ms = cluster.connect_timeout.as_millis() as u64, "upstream connect timed out");
+            }
+        }
+    }
+    counters.unavailable.inc();
+    warn!(cluster = %cluster.name, client = %peer, attempts = tried.len(), "no endpoint reachable; closing client connection");
+    None
+}
+
+/// Close with RST: the peer must not read a clean EOF as a complete exchange.
+fn abort(stream: &TcpStream) {
+    let _ = sys::set_linger_zero(stream.as_raw_fd());
+}
+
+struct ByteCounters<'a> {
+    listener: &'a ListenerCounters,
+    cluster: &'a ClusterCounters,
+}
+
+impl RelayObserver for ByteCounters<'_> {
+    #[inline]
+    fn on_bytes(&self, direction: Direction, n: usize) {
+        let n = n as u64;
+        match direction {
+            Direction::ClientToUpstream => {
+                self.listener.received_bytes.add(n);
+                self.cluster.sent_bytes.add(n);
+            }
+            Direction::UpstreamToClient => {
+                self.listener.sent_bytes.add(n);
+                self.cluster.received_bytes.add(n);
+            }
+        }
+    }
+}
+
+/// Counts a client connection open for exactly as long as it lives, however its task ends.
+struct ConnectionGuard<'a> {
+    ctx: &'a CoreContext,
+    listener_index: usize,
+    opened: Instant,
+}
+
+impl<'a> ConnectionGuard<'a> {
+    fn open(ctx: &'a CoreContext, listener_index: usize) -> Self {
+        ctx.active.set(ctx.active.get() + 1);
+        let s = &ctx.stats;
+        s.totals.accepted.inc();
+        s.totals.active.inc();
+        s.listeners[listener_index].accepted.inc();
+        s.listeners[listener_index].active.inc();
+        ConnectionGuard {
+            ctx,
+            listener_index,
+            opened: Instant::now(),
+        }
+    }
+}
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        let ctx = self.ctx;
+        ctx.active.set(ctx.active.get().saturating_sub(1));
+        let s = &ctx.stats;
+        s.totals.active.dec();
+        s.totals.closed.inc();
+        s.listeners[self.listener_index].active.dec();
+        s.listeners[self.listener_index].closed.inc();
+        let millis = self.opened.elapsed().as_millis() as u64;
+        // try_borrow: a drop during runtime teardown must never panic on a borrow.
+        if let Ok(mut h) = ctx.histograms.try_borrow_mut() {
+            if let Some(h) = h.duration_millis.get_mut(self.listener_index) {
+                h.saturating_record(millis.max(1));
+            }
+        }
+    }
+}
+
+struct EndpointGuard<'a> {
+    ctx: &'a CoreContext,
+    cluster: usize,
+    endpoint: usize,
+}
+
+impl<'a> EndpointGuard<'a> {
+    fn open(ctx: &'a CoreContext, cluster: usize, endpoint: usize) -> Self {
+        ctx.stats.endpoints[cluster][endpoint].active.inc();
+        EndpointGuard {
+            ctx,
+            cluster,
+            endpoint,
+        }
+    }
+}
+
+impl Drop for EndpointGuard<'_> {
+    fn drop(&mut self) {
+        self.ctx.stats.endpoints[self.cluster][self.endpoint]
+            .active
+            .dec();
+    }
+}

@@ -17,17 +17,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use strait_engine::config::{
-    check_name, limits, parse_core_list, parse_duration, parse_size, AdminConfig, ClusterConfig,
-    Config, ConfigIssue, EndpointConfig, IoDriver, ListenerConfig, ListenerProtocol, LogConfig,
-    LogFormat, LogLevel, ProxyProtocol, RelayMode, RuntimeConfig,
+    limits, parse_core_list, AdminConfig, ClusterConfig, Config, ConfigIssue, EndpointConfig,
+    IoDriver, ListenerConfig, ListenerProtocol, LogConfig, LogFormat, LogLevel, ProxyProtocol,
+    RelayMode, RuntimeConfig,
 };
 use toml::de::{DeTable, DeValue};
 
 mod cursor;
 #[cfg(test)]
 mod tests;
+mod values;
 
 use cursor::{Ctx, Field, Span, TableCursor};
+use values::{address, choice, duration, int_in, name, size};
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,10 +125,8 @@ fn syntax_message(text: &str, message: &str, span: &Span) -> String {
     }
     let mut out = format!("TOML syntax error: {message}");
     // An unquoted word after `=` is read as a number, boolean or date and fails as one; say so.
-    let line_start = text[..span.start.min(text.len())]
-        .rfind('\n')
-        .map_or(0, |i| i + 1);
-    let after_equals = text[line_start..span.start.min(text.len())].contains('=');
+    let before = text.get(..span.start).unwrap_or("");
+    let after_equals = before[before.rfind('\n').map_or(0, |i| i + 1)..].contains('=');
     let bare = !snippet.is_empty()
         && snippet
             .bytes()
@@ -505,133 +505,4 @@ fn unknown_cluster(name: &str, clusters: &[NameAt]) -> String {
             defined.join(", ")
         )
     }
-}
-
-/// A listener or cluster name: a string that passes `check_name`. Returns the string even when
-/// `check_name` fails (after reporting it), so references to the name do not cascade.
-fn name(ctx: &mut Ctx<'_>, f: &Field<'_, '_>) -> Option<String> {
-    let s = f.str(ctx, "a name (a string)")?;
-    if let Err(e) = check_name(s) {
-        f.error(ctx, e);
-    }
-    Some(s.to_owned())
-}
-
-/// A string naming one of an enum's values.
-fn choice<T>(
-    ctx: &mut Ctx<'_>,
-    f: &Field<'_, '_>,
-    parse: fn(&str) -> Option<T>,
-    valid: &str,
-) -> Option<T> {
-    let s = f.str(ctx, &format!("a string ({valid})"))?;
-    if let Some(v) = parse(s) {
-        return Some(v);
-    }
-    let mut message = format!("invalid value {s:?}; expected {valid}");
-    let lower = s.trim().to_ascii_lowercase();
-    if lower != s && parse(&lower).is_some() {
-        message.push_str(&format!(" (did you mean {lower:?}?)"));
-    }
-    f.error(ctx, message);
-    None
-}
-
-fn int_in(ctx: &mut Ctx<'_>, f: &Field<'_, '_>, min: i128, max: i128) -> Option<i128> {
-    let n = f.int(ctx)?;
-    if (min..=max).contains(&n) {
-        return Some(n);
-    }
-    if max == i128::from(u32::MAX) {
-        f.error(ctx, format!("must be at least {min}, found {n}"));
-    } else {
-        f.error(ctx, format!("must be between {min} and {max}, found {n}"));
-    }
-    None
-}
-
-fn duration(ctx: &mut Ctx<'_>, f: &Field<'_, '_>, nonzero: bool) -> Option<Duration> {
-    let s = f.str(
-        ctx,
-        "a duration string such as \"250ms\", \"5s\", \"2m\" or \"1h\" (units: ms, s, m, h)",
-    )?;
-    match parse_duration(s) {
-        Ok(d) if nonzero && d.is_zero() => {
-            f.error(ctx, format!("must be greater than 0, found {s:?}"));
-            None
-        }
-        Ok(d) => Some(d),
-        Err(e) => {
-            f.error(ctx, e);
-            None
-        }
-    }
-}
-
-/// A byte size, as a string with a unit (`"256KiB"`) or an integer number of bytes.
-fn size(ctx: &mut Ctx<'_>, f: &Field<'_, '_>, min: u32, max: u32) -> Option<u32> {
-    let n: i128 = match f.value.get_ref() {
-        DeValue::String(s) => match parse_size(s) {
-            Ok(n) => n.into(),
-            Err(e) => {
-                f.error(ctx, e);
-                return None;
-            }
-        },
-        DeValue::Integer(_) => f.int(ctx)?,
-        _ => {
-            f.type_error(
-                ctx,
-                "a size such as \"256KiB\" or \"1MiB\", or a number of bytes",
-            );
-            return None;
-        }
-    };
-    if (i128::from(min)..=i128::from(max)).contains(&n) {
-        return Some(n as u32);
-    }
-    f.error(
-        ctx,
-        format!(
-            "must be between {} and {} ({min} and {max} bytes), found {n} bytes",
-            human_size(min),
-            human_size(max)
-        ),
-    );
-    None
-}
-
-fn human_size(n: u32) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
-        format!("{}MiB", n >> 20)
-    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
-        format!("{}KiB", n >> 10)
-    } else {
-        format!("{n}B")
-    }
-}
-
-fn address(ctx: &mut Ctx<'_>, f: &Field<'_, '_>) -> Option<SocketAddr> {
-    let s = f.str(ctx, "an address string such as \"127.0.0.1:8080\"")?;
-    if let Ok(a) = s.trim().parse::<SocketAddr>() {
-        return Some(a);
-    }
-    let t = s.trim();
-    let hint = match t.parse::<IpAddr>() {
-        Ok(IpAddr::V6(_)) => "an IPv6 address goes in brackets, followed by the port".to_owned(),
-        Ok(IpAddr::V4(_)) => "the port is missing".to_owned(),
-        Err(_) if t.starts_with('[') && t.ends_with(']') => "the port is missing".to_owned(),
-        Err(_) => match t.rsplit_once(':') {
-            Some((_, port)) if port.parse::<u16>().is_err() => {
-                format!("the port {port:?} is not a number from 0 to 65535")
-            }
-            Some(_) => "the host must be an IP address (host names are not resolved)".to_owned(),
-            None => "expected an IP address and a port".to_owned(),
-        },
-    };
-    f.error(
-        ctx,
-        format!("invalid address {s:?}: {hint}; write IP:port such as \"127.0.0.1:8080\" or \"[::1]:8080\""),
-    );
-    None
 }

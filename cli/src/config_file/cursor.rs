@@ -44,10 +44,6 @@ impl<'t> Ctx<'t> {
         }
     }
 
-    pub(super) fn text(&self) -> &'t str {
-        self.text
-    }
-
     pub(super) fn error(
         &mut self,
         span: &Span,
@@ -105,7 +101,12 @@ impl<'t> Ctx<'t> {
         }
         let line = self.line_starts.partition_point(|&s| s <= offset);
         let start = self.line_starts[line - 1];
-        (line, self.text[start..offset].chars().count() + 1)
+        let mut column = self.text[start..offset].chars().count() + 1;
+        // A byte order mark is not a column an editor shows.
+        if start == 0 && offset > 0 && self.text.starts_with('\u{feff}') {
+            column -= 1;
+        }
+        (line, column)
     }
 
     /// All problems, in file order (problems at the same place keep the order they were found).
@@ -325,7 +326,7 @@ impl<'a, 'i> TableCursor<'a, 'i> {
             }
             let mut message = format!("unknown key {name:?}");
             if let Some(s) = suggest(name, self.valid) {
-                message.push_str(&format!("; did you mean {s:?}?"));
+                message.push_str(&format!(" (did you mean {s:?}?)"));
             }
             let valid: Vec<String> = self.valid.iter().map(|k| format!("{k:?}")).collect();
             message.push_str(&format!(
@@ -357,8 +358,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

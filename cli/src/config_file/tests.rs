@@ -320,8 +320,8 @@ fn unknown_keys_suggest_the_closest_and_list_the_valid_ones() {
     );
     assert_eq!(
         errors(&text),
-        ["strait.toml:5:1: listener[0].idel_timeout: unknown key \"idel_timeout\"; did you mean \
-          \"idle_timeout\"?; valid keys in [[listener]]: \"name\", \"address\", \"protocol\", \
+        ["strait.toml:5:1: listener[0].idel_timeout: unknown key \"idel_timeout\" (did you mean \
+          \"idle_timeout\"?); valid keys in [[listener]]: \"name\", \"address\", \"protocol\", \
           \"cluster\", \"idle_timeout\", \"backlog\""]
     );
 }
@@ -332,13 +332,13 @@ fn unknown_tables_and_nested_keys_are_reported_once() {
     assert_eq!(
         errors(&text),
         [
-            "strait.toml:10:2: listeners: unknown key \"listeners\"; did you mean \"listener\"?; \
+            "strait.toml:10:2: listeners: unknown key \"listeners\" (did you mean \"listener\"?); \
              valid keys in the top level: \"runtime\", \"admin\", \"log\", \"listener\", \"cluster\"",
             // A dotted key makes a table.
             "strait.toml:15:1: runtime.relay: expected a string (\"splice\" or \"copy\"), found a table",
             // [[cluster.endpoint]] adds a key to the last [[cluster]].
-            "strait.toml:17:11: cluster[0].endpoint: unknown key \"endpoint\"; did you mean \
-             \"endpoints\"?; valid keys in [[cluster]]: \"name\", \"connect_timeout\", \
+            "strait.toml:17:11: cluster[0].endpoint: unknown key \"endpoint\" (did you mean \
+             \"endpoints\"?); valid keys in [[cluster]]: \"name\", \"connect_timeout\", \
              \"connect_attempts\", \"proxy_protocol\", \"endpoints\"",
         ]
     );
@@ -459,7 +459,7 @@ endpoints = [{ address = "127.0.0.1:9000", weight = 1001 }, { address = "0.0.0.0
              (did you mean \"debug\"?)",
             "invalid address \"localhost:8080\": the host must be an IP address (host names are not \
              resolved); write IP:port such as \"127.0.0.1:8080\" or \"[::1]:8080\"",
-            "unknown key \"idel_timeout\"; did you mean \"idle_timeout\"?; valid keys in [[listener]]: \
+            "unknown key \"idel_timeout\" (did you mean \"idle_timeout\"?); valid keys in [[listener]]: \
              \"name\", \"address\", \"protocol\", \"cluster\", \"idle_timeout\", \"backlog\"",
             "must be between 1 and 65535, found 70000",
             "must be between 1 and 16, found 0",
@@ -528,8 +528,8 @@ endpoints = [{ weight = 2, adress = "127.0.0.1:1" }, { address = "127.0.0.1:0" }
              endpoints = [{ address = \"127.0.0.1:9000\", weight = 1 }]",
             "strait.toml:12:14: cluster[1].endpoints[0].address: missing required key \"address\" \
              in an endpoint table",
-            "strait.toml:12:28: cluster[1].endpoints[0].adress: unknown key \"adress\"; did you mean \
-             \"address\"?; valid keys in an endpoint table: \"address\", \"weight\"",
+            "strait.toml:12:28: cluster[1].endpoints[0].adress: unknown key \"adress\" (did you mean \
+             \"address\"?); valid keys in an endpoint table: \"address\", \"weight\"",
             "strait.toml:12:66: cluster[1].endpoints[1].address: an endpoint needs a concrete IP \
              address and a non-zero port, found 127.0.0.1:0",
         ]
@@ -751,4 +751,48 @@ fn load_file_reads_and_loads() {
     assert_eq!(diags[0].file, bad);
     assert_eq!((diags[0].line, diags[0].column), (8, 26));
     assert_eq!(diags[0].key, "cluster[0].endpoints[0].address");
+}
+
+#[test]
+fn crlf_line_ends_and_a_byte_order_mark_do_not_shift_positions() {
+    let text = "\u{feff}[log]\r\nlevel = \"loud\"\r\nformat = \"xml\" # comment\r\n";
+    let got: Vec<(usize, usize, String)> = load(text)
+        .unwrap_err()
+        .into_iter()
+        .map(|d| (d.line, d.column, d.key))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, 1, "listener".to_owned()),
+            (2, 9, "log.level".to_owned()),
+            (3, 10, "log.format".to_owned()),
+        ]
+    );
+    let bom_error = "\u{feff}runtime = 1\n";
+    let diags = load(bom_error).unwrap_err();
+    let d = diags
+        .iter()
+        .find(|d| d.key == "runtime")
+        .expect("runtime diagnostic");
+    assert_eq!((d.line, d.column, d.key.as_str()), (1, 11, "runtime"));
+}
+
+#[test]
+fn truncated_or_mangled_files_never_panic() {
+    let text = doc_example();
+    for end in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+        let cut = &text[..end];
+        if let Err(diags) = load(cut) {
+            assert!(!diags.is_empty());
+            for d in &diags {
+                assert!(d.line >= 1 && d.column >= 1, "{end}: {d}");
+            }
+        }
+        // Drop one character instead.
+        if let Some(c) = text[end..].chars().next() {
+            let mangled = format!("{}{}", &text[..end], &text[end + c.len_utf8()..]);
+            let _ = load(&mangled);
+        }
+    }
 }

@@ -102,11 +102,9 @@ pub(crate) async fn run(
         }
     }
 
-    loop {
-        match control.recv_async().await {
-            Ok(Control::Histograms(reply)) => answer_histograms(&ctx, reply),
-            Ok(Control::Drain) | Err(_) => break,
-        }
+    // Runs until Drain, or until the server's sender is gone.
+    while let Ok(Control::Histograms(reply)) = control.recv_async().await {
+        answer_histograms(&ctx, reply);
     }
 
     ctx.draining.set(true);

@@ -14,7 +14,6 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use strait_engine::config::{
     limits, parse_core_list, AdminConfig, ClusterConfig, Config, ConfigIssue, EndpointConfig,
@@ -168,10 +167,10 @@ const CLUSTER_KEYS: &[&str] = &[
 ];
 const ENDPOINT_KEYS: &[&str] = &["address", "weight"];
 
-const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-const DEFAULT_BACKLOG: u32 = 1024;
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const DEFAULT_CONNECT_ATTEMPTS: u32 = 3;
+use strait_engine::config::defaults::{
+    BACKLOG as DEFAULT_BACKLOG, CONNECT_ATTEMPTS as DEFAULT_CONNECT_ATTEMPTS,
+    CONNECT_TIMEOUT as DEFAULT_CONNECT_TIMEOUT, IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT,
+};
 const DEFAULT_WEIGHT: u32 = 1;
 const MAX_BACKLOG: i128 = 65535;
 

@@ -6,14 +6,9 @@
 use std::net::SocketAddr;
 
 use strait_engine::config::{
-    parse_duration, ClusterConfig, Config, EndpointConfig, ListenerConfig, ListenerProtocol,
-    LogConfig, ProxyProtocol, RuntimeConfig,
+    defaults, parse_duration, ClusterConfig, Config, EndpointConfig, ListenerConfig,
+    ListenerProtocol, LogConfig, ProxyProtocol, RuntimeConfig,
 };
-
-pub const DEFAULT_IDLE_TIMEOUT: &str = "5m";
-pub const DEFAULT_CONNECT_TIMEOUT: &str = "3s";
-pub const DEFAULT_CONNECT_ATTEMPTS: u32 = 3;
-pub const DEFAULT_BACKLOG: u32 = 1024;
 
 #[derive(clap::Args, Default, Debug)]
 pub struct QuickArgs {
@@ -58,8 +53,9 @@ impl QuickArgs {
                 ListenerProtocol::VALID
             )
         })?;
-        let duration = |flag: &str, v: &Option<String>, default: &str| {
-            parse_duration(v.as_deref().unwrap_or(default)).map_err(|e| format!("{flag}: {e}"))
+        let duration = |flag: &str, v: &Option<String>, default| match v {
+            Some(v) => parse_duration(v).map_err(|e| format!("{flag}: {e}")),
+            None => Ok(default),
         };
         let proxy_protocol = match &self.proxy_protocol {
             None => ProxyProtocol::Off,
@@ -79,8 +75,12 @@ impl QuickArgs {
                 address: listen,
                 protocol,
                 cluster: 0,
-                idle_timeout: duration("--idle-timeout", &self.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
-                backlog: DEFAULT_BACKLOG,
+                idle_timeout: duration(
+                    "--idle-timeout",
+                    &self.idle_timeout,
+                    defaults::IDLE_TIMEOUT,
+                )?,
+                backlog: defaults::BACKLOG,
             }],
             clusters: vec![ClusterConfig {
                 name: "upstream".into(),
@@ -92,9 +92,9 @@ impl QuickArgs {
                 connect_timeout: duration(
                     "--connect-timeout",
                     &self.connect_timeout,
-                    DEFAULT_CONNECT_TIMEOUT,
+                    defaults::CONNECT_TIMEOUT,
                 )?,
-                connect_attempts: self.connect_attempts.unwrap_or(DEFAULT_CONNECT_ATTEMPTS),
+                connect_attempts: self.connect_attempts.unwrap_or(defaults::CONNECT_ATTEMPTS),
                 proxy_protocol,
             }],
         };

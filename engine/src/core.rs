@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use monoio::io::{CancelHandle, Canceller};
 use monoio::net::{TcpListener, TcpStream};
 use strait_balancer::WeightedRoundRobin;
-use strait_protocols::relay::{sys, PipePool, RelayOptions, Transfer};
+use strait_protocols::relay::{sys, BufferPool, PipePool, RelayOptions, RelayPools, Transfer};
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, RelayMode};
@@ -27,6 +27,9 @@ use crate::tcp_proxy;
 
 /// Empty pipes kept per core for reuse by new connections (two per connection while in use).
 const PIPE_POOL_IDLE: usize = 256;
+/// Idle copy buffers kept per core. Buffers are lent only while bytes are in flight, so this
+/// bounds memory kept after a burst, not memory per connection.
+const BUFFER_POOL_IDLE: usize = 64;
 
 pub(crate) struct CoreContext {
     pub config: Arc<Config>,
@@ -34,7 +37,7 @@ pub(crate) struct CoreContext {
     pub histograms: RefCell<CoreHistograms>,
     /// One balancer per cluster, private to this core.
     pub balancers: Vec<RefCell<WeightedRoundRobin>>,
-    pub pipes: PipePool,
+    pub pools: RelayPools,
     /// Per listener.
     pub relay_options: Vec<RelayOptions>,
     pub active: Cell<u32>,
@@ -59,13 +62,15 @@ impl CoreContext {
                     RefCell::new(WeightedRoundRobin::new(&weights, index))
                 })
                 .collect(),
-            pipes: PipePool::new(rt.relay_buffer_size as usize, PIPE_POOL_IDLE),
+            pools: RelayPools {
+                pipes: PipePool::new(rt.relay_buffer_size as usize, PIPE_POOL_IDLE),
+                buffers: BufferPool::new(rt.relay_buffer_size as usize, BUFFER_POOL_IDLE),
+            },
             relay_options: config
                 .listeners
                 .iter()
                 .map(|l| RelayOptions {
                     transfer,
-                    buffer_size: rt.relay_buffer_size as usize,
                     idle_timeout: l.idle_timeout,
                 })
                 .collect(),

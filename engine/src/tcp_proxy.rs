@@ -70,7 +70,7 @@ pub(crate) async fn serve(
         &client,
         &upstream,
         &ctx.relay_options[listener_index],
-        &ctx.pipes,
+        &ctx.pools,
         &observer,
     )
     .await;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
-pub use pipe::{Pipe, PipePool};
+pub use pipe::{BufferPool, Pipe, PipePool};
 pub use pump::PumpError;
 use pump::{Ends, SpliceResult};
 
@@ -60,9 +60,13 @@ pub enum Transfer {
 #[derive(Debug, Clone)]
 pub struct RelayOptions {
     pub transfer: Transfer,
-    /// Copy buffer size per direction (the pipe size is the pool's).
-    pub buffer_size: usize,
     pub idle_timeout: Duration,
+}
+
+/// The per-core pools a relay borrows from.
+pub struct RelayPools {
+    pub pipes: PipePool,
+    pub buffers: BufferPool,
 }
 
 #[derive(Debug)]
@@ -103,7 +107,7 @@ pub async fn relay<O: RelayObserver>(
     client: &TcpStream,
     upstream: &TcpStream,
     options: &RelayOptions,
-    pipes: &PipePool,
+    pools: &RelayPools,
     observer: &O,
 ) -> RelayOutcome {
     let progress = Progress {
@@ -136,8 +140,8 @@ pub async fn relay<O: RelayObserver>(
         dst: client,
         direction: Direction::UpstreamToClient,
     };
-    let mut up_fut = pin!(pump(&up, options, pipes, &progress, observer, &spliced));
-    let mut down_fut = pin!(pump(&down, options, pipes, &progress, observer, &spliced));
+    let mut up_fut = pin!(pump(&up, options, pools, &progress, observer, &spliced));
+    let mut down_fut = pin!(pump(&down, options, pools, &progress, observer, &spliced));
     let mut idle = pin!(idle_watch(&progress, options.idle_timeout));
     let (mut up_done, mut down_done) = (false, false);
     let end = loop {
@@ -172,15 +176,15 @@ pub async fn relay<O: RelayObserver>(
 async fn pump<O: RelayObserver>(
     ends: &Ends<'_>,
     options: &RelayOptions,
-    pipes: &PipePool,
+    pools: &RelayPools,
     progress: &Progress,
     observer: &O,
     spliced: &Cell<bool>,
 ) -> Result<(), PumpError> {
     if options.transfer == Transfer::Splice {
         // No pipe (fd or memory exhaustion) or no splice support: copy instead, never fail.
-        if let Ok(pipe) = pipes.take() {
-            match pump::splice(ends, pipe, pipes, progress, observer).await {
+        if let Ok(pipe) = pools.pipes.take() {
+            match pump::splice(ends, pipe, &pools.pipes, progress, observer).await {
                 SpliceResult::Done(r) => {
                     spliced.set(true);
                     return r;
@@ -189,7 +193,7 @@ async fn pump<O: RelayObserver>(
             }
         }
     }
-    pump::copy(ends, options.buffer_size, progress, observer).await
+    pump::copy(ends, &pools.buffers, progress, observer).await
 }
 
 async fn idle_watch(progress: &Progress, timeout: Duration) {

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use monoio::net::TcpStream;
 
-use super::pipe::{Pipe, PipePool};
+use super::pipe::{BufferPool, Pipe, PipePool, SMALL_BUFFER};
 use super::{sys, Direction, Progress, RelayObserver, Side};
 
 /// A failed direction, with the side whose socket failed (read errors belong to the source,
@@ -158,44 +158,84 @@ pub(super) async fn splice<O: RelayObserver>(
 
 pub(super) async fn copy<O: RelayObserver>(
     ends: &Ends<'_>,
-    buffer_size: usize,
+    buffers: &BufferPool,
     progress: &Progress,
     observer: &O,
 ) -> Result<(), PumpError> {
     let src_fd: RawFd = ends.src.as_raw_fd();
     let dst_fd: RawFd = ends.dst.as_raw_fd();
-    let mut buf = vec![0u8; buffer_size];
+    // A flow that filled a small buffer stays "bulk" across idle gaps until a burst begins with a
+    // short read again.
+    let mut bulk = false;
     loop {
-        let n = match sys::read(src_fd, &mut buf) {
-            Ok(0) => return ends.finish(),
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                ends.src
-                    .readable(false)
-                    .await
-                    .map_err(|e| ends.read_err(e))?;
-                continue;
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ends.read_err(e)),
+        // Borrow a buffer only while this direction has bytes to move.
+        let mut lease = BufferLease {
+            buffer: if bulk {
+                buffers.take_large()
+            } else {
+                buffers.take_small()
+            },
+            pool: buffers,
         };
-        let mut written = 0;
-        while written < n {
-            match sys::write(dst_fd, &buf[written..n]) {
-                Ok(m) => {
-                    written += m;
-                    progress.record(ends.direction, m);
-                    observer.on_bytes(ends.direction, m);
+        let mut first_read = true;
+        loop {
+            let n = match sys::read(src_fd, &mut lease.buffer) {
+                Ok(0) => return ends.finish(),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ends.read_err(e)),
+            };
+            let mut written = 0;
+            while written < n {
+                match sys::write(dst_fd, &lease.buffer[written..n]) {
+                    Ok(m) => {
+                        written += m;
+                        progress.record(ends.direction, m);
+                        observer.on_bytes(ends.direction, m);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        ends.dst
+                            .writable(false)
+                            .await
+                            .map_err(|e| ends.write_err(e))?;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(ends.write_err(e)),
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    ends.dst
-                        .writable(false)
-                        .await
-                        .map_err(|e| ends.write_err(e))?;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(ends.write_err(e)),
             }
+            if n == lease.buffer.len() && n < buffers.large_size() {
+                // The read filled the buffer: a bulk flow, worth fewer, larger syscalls.
+                lease.grow();
+                bulk = true;
+            } else if first_read && n < SMALL_BUFFER {
+                bulk = false;
+            }
+            first_read = false;
         }
+        drop(lease);
+        ends.src
+            .readable(false)
+            .await
+            .map_err(|e| ends.read_err(e))?;
+    }
+}
+
+/// Returns the copy buffer to the pool however the pump ends (including being dropped).
+struct BufferLease<'a> {
+    buffer: Box<[u8]>,
+    pool: &'a BufferPool,
+}
+
+impl BufferLease<'_> {
+    fn grow(&mut self) {
+        let small = std::mem::replace(&mut self.buffer, self.pool.take_large());
+        self.pool.give_back(small);
+    }
+}
+
+impl Drop for BufferLease<'_> {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.buffer));
     }
 }

@@ -178,8 +178,8 @@ mod tests {
         pool.give_back(small);
         pool.give_back(large);
         pool.give_back(vec![0u8; 3].into_boxed_slice()); // foreign size: dropped
-        assert_eq!(pool.take_small().as_ptr(), sp);
-        assert_eq!(pool.take_large().as_ptr(), lp);
+        let (small, large) = (pool.take_small(), pool.take_large());
+        assert_eq!((small.as_ptr(), large.as_ptr()), (sp, lp));
         assert_eq!(
             pool.take_large().len(),
             256 * 1024,

@@ -90,7 +90,10 @@ fn drain_deadline_closes_stragglers_and_exits_zero() {
         took >= Duration::from_millis(350),
         "exited before the drain timeout: {took:?}"
     );
-    let (_, _) = read_until_closed(&mut idle);
+    // A stream cut by the deadline must not look complete: the client sees a reset, not EOF.
+    let (_, end) = read_until_closed(&mut idle);
+    let err = end.expect_err("the straggler must be reset");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
     assert!(proxy.logs().contains("drain timeout reached"));
 }
 

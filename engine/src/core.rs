@@ -10,6 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Config, RelayMode};
 use crate::control::{Control, ControlReceiver};
+use crate::log_limit::LogLimit;
 use crate::stats::{CoreHistograms, CoreStats};
 use crate::tcp_proxy;
 
@@ -42,6 +44,55 @@ pub(crate) struct CoreContext {
     pub relay_options: Vec<RelayOptions>,
     pub active: Cell<u32>,
     pub draining: Cell<bool>,
+    /// Sockets of open connections, so the drain deadline can abort them with RST.
+    pub open_sockets: RefCell<OpenSockets>,
+    /// Per cluster: throttles "upstream connect failed" warnings.
+    pub connect_warnings: Vec<LogLimit>,
+}
+
+/// Slots of (client, upstream) descriptors of this core's open connections. Insert and remove are
+/// O(1) and allocation-free once the slab has grown to the peak connection count.
+#[derive(Default)]
+pub(crate) struct OpenSockets {
+    slots: Vec<[RawFd; 2]>,
+    free: Vec<usize>,
+}
+
+impl OpenSockets {
+    pub fn insert(&mut self, client: RawFd) -> usize {
+        let entry = [client, -1];
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = entry;
+                i
+            }
+            None => {
+                self.slots.push(entry);
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    pub fn set_upstream(&mut self, slot: usize, upstream: RawFd) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s[1] = upstream;
+        }
+    }
+
+    pub fn remove(&mut self, slot: usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = [-1, -1];
+            self.free.push(slot);
+        }
+    }
+
+    /// Makes every open socket close with RST when its task is dropped: a stream cut by the drain
+    /// deadline must not look complete to either peer.
+    fn abort_all(&self) {
+        for fd in self.slots.iter().flatten().copied().filter(|&fd| fd >= 0) {
+            let _ = sys::set_linger_zero(fd);
+        }
+    }
 }
 
 impl CoreContext {
@@ -76,6 +127,12 @@ impl CoreContext {
                 .collect(),
             active: Cell::new(0),
             draining: Cell::new(false),
+            open_sockets: RefCell::new(OpenSockets::default()),
+            connect_warnings: config
+                .clusters
+                .iter()
+                .map(|_| LogLimit::per_second())
+                .collect(),
             config,
             stats,
         }
@@ -142,8 +199,9 @@ pub(crate) async fn run(
         warn!(
             core = ctx.stats.index,
             open_connections = ctx.active.get(),
-            "drain timeout reached: closing the remaining connections"
+            "drain timeout reached: aborting the remaining connections"
         );
+        ctx.open_sockets.borrow().abort_all();
     } else {
         info!(core = ctx.stats.index, "drained");
     }
@@ -163,7 +221,7 @@ async fn accept_loop(
 ) {
     let name = &ctx.config.listeners[listener_index].name;
     let max = ctx.config.runtime.max_connections_per_core;
-    let mut last_resource_warning: Option<Instant> = None;
+    let resource_warnings = LogLimit::per_second();
     loop {
         match listener.cancelable_accept(cancel.clone()).await {
             Ok((stream, peer)) => {
@@ -181,10 +239,8 @@ async fn accept_loop(
                 if is_resource_exhaustion(&e) {
                     // Out of fds or memory: the pending connection stays in the backlog. Back off
                     // instead of spinning on accept, and say so at most once a second.
-                    let now = Instant::now();
-                    if last_resource_warning.is_none_or(|t| now - t >= Duration::from_secs(1)) {
-                        last_resource_warning = Some(now);
-                        warn!(core = ctx.stats.index, listener = %name, error = %e,
+                    if let Some(suppressed) = resource_warnings.allow() {
+                        warn!(core = ctx.stats.index, listener = %name, error = %e, suppressed,
                             "accept failed: out of resources; raise the file descriptor limit (ulimit -n) or lower max_connections_per_core");
                     }
                     monoio::time::sleep(Duration::from_millis(20)).await;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 mod core;
 pub mod listener;
+mod log_limit;
 pub mod metrics;
 pub mod server;
 pub mod stats;

@@ -7,7 +7,7 @@
 //! info/warn for events a client can trigger at will (those are debug and counted instead).
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ pub(crate) async fn serve(
     client: TcpStream,
     peer: SocketAddr,
 ) {
-    let _guard = ConnectionGuard::open(&ctx, listener_index);
+    let guard = ConnectionGuard::open(&ctx, listener_index, client.as_raw_fd());
     let listener = &ctx.config.listeners[listener_index];
     let cluster_index = listener.cluster;
     let stats = &ctx.stats;
@@ -39,6 +39,9 @@ pub(crate) async fn serve(
         return;
     };
     let _endpoint_guard = EndpointGuard::open(&ctx, cluster_index, endpoint_index);
+    ctx.open_sockets
+        .borrow_mut()
+        .set_upstream(guard.slot, upstream.as_raw_fd());
     let cluster = &ctx.config.clusters[cluster_index];
 
     if cluster.proxy_protocol != ProxyProtocol::Off {
@@ -140,18 +143,24 @@ async fn connect(
             Ok(Err(e)) => {
                 counters.connect_failures.inc();
                 endpoint_counters.connect_failures.inc();
-                warn!(cluster = %cluster.name, endpoint = %endpoint.address, error = %e, "upstream connect failed");
+                if let Some(suppressed) = ctx.connect_warnings[cluster_index].allow() {
+                    warn!(cluster = %cluster.name, endpoint = %endpoint.address, error = %e, suppressed,
+                        "upstream connect failed");
+                }
             }
             Err(_) => {
                 counters.connect_timeouts.inc();
                 endpoint_counters.connect_timeouts.inc();
-                warn!(cluster = %cluster.name, endpoint = %endpoint.address,
-                    timeout_ms = cluster.connect_timeout.as_millis() as u64, "upstream connect timed out");
+                if let Some(suppressed) = ctx.connect_warnings[cluster_index].allow() {
+                    warn!(cluster = %cluster.name, endpoint = %endpoint.address, suppressed,
+                        timeout_ms = cluster.connect_timeout.as_millis() as u64, "upstream connect timed out");
+                }
             }
         }
     }
     counters.unavailable.inc();
-    warn!(cluster = %cluster.name, client = %peer, attempts = tried.len(), "no endpoint reachable; closing client connection");
+    // Counted always; logged at debug because every failed attempt above was already warned about.
+    debug!(cluster = %cluster.name, client = %peer, attempts = tried.len(), "no endpoint reachable; closing client connection");
     None
 }
 
@@ -187,10 +196,13 @@ struct ConnectionGuard<'a> {
     ctx: &'a CoreContext,
     listener_index: usize,
     opened: Instant,
+    /// Slot in the core's open-socket registry.
+    slot: usize,
 }
 
 impl<'a> ConnectionGuard<'a> {
-    fn open(ctx: &'a CoreContext, listener_index: usize) -> Self {
+    fn open(ctx: &'a CoreContext, listener_index: usize, client_fd: RawFd) -> Self {
+        let slot = ctx.open_sockets.borrow_mut().insert(client_fd);
         ctx.active.set(ctx.active.get() + 1);
         let s = &ctx.stats;
         s.totals.accepted.inc();
@@ -201,6 +213,7 @@ impl<'a> ConnectionGuard<'a> {
             ctx,
             listener_index,
             opened: Instant::now(),
+            slot,
         }
     }
 }
@@ -208,6 +221,9 @@ impl<'a> ConnectionGuard<'a> {
 impl Drop for ConnectionGuard<'_> {
     fn drop(&mut self) {
         let ctx = self.ctx;
+        if let Ok(mut open) = ctx.open_sockets.try_borrow_mut() {
+            open.remove(self.slot);
+        }
         ctx.active.set(ctx.active.get().saturating_sub(1));
         let s = &ctx.stats;
         s.totals.active.dec();

@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use monoio::net::TcpStream;
 
 use super::pipe::{BufferPool, Pipe, PipePool, SMALL_BUFFER};
-use super::{sys, Direction, Progress, RelayObserver, Side};
+use super::{sys, Budget, Direction, Progress, RelayObserver, Side};
 
 /// A failed direction, with the side whose socket failed (read errors belong to the source,
 /// write errors to the destination).
@@ -109,6 +109,7 @@ pub(super) async fn splice<O: RelayObserver>(
     };
     let mut src_eof = false;
     let mut moved_any = false;
+    let mut budget = Budget::new();
     loop {
         let mut src_blocked = false;
         if !src_eof && lease.buffered < capacity {
@@ -131,6 +132,7 @@ pub(super) async fn splice<O: RelayObserver>(
                     moved_any = true;
                     progress.record(ends.direction, n);
                     observer.on_bytes(ends.direction, n);
+                    budget.spend(n).await;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => dst_blocked = true,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -147,11 +149,13 @@ pub(super) async fn splice<O: RelayObserver>(
                 if let Err(e) = ends.src.readable(false).await {
                     return SpliceResult::Done(Err(ends.read_err(e)));
                 }
+                budget.reset();
             }
         } else if dst_blocked && (src_blocked || src_eof || lease.buffered >= capacity) {
             if let Err(e) = ends.dst.writable(false).await {
                 return SpliceResult::Done(Err(ends.write_err(e)));
             }
+            budget.reset();
         }
     }
 }
@@ -167,6 +171,7 @@ pub(super) async fn copy<O: RelayObserver>(
     // A flow that filled a small buffer stays "bulk" across idle gaps until a burst begins with a
     // short read again.
     let mut bulk = false;
+    let mut budget = Budget::new();
     loop {
         // Borrow a buffer only while this direction has bytes to move.
         let mut lease = BufferLease {
@@ -199,6 +204,7 @@ pub(super) async fn copy<O: RelayObserver>(
                             .writable(false)
                             .await
                             .map_err(|e| ends.write_err(e))?;
+                        budget.reset();
                     }
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) => return Err(ends.write_err(e)),
@@ -212,12 +218,14 @@ pub(super) async fn copy<O: RelayObserver>(
                 bulk = false;
             }
             first_read = false;
+            budget.spend(n).await;
         }
         drop(lease);
         ends.src
             .readable(false)
             .await
             .map_err(|e| ends.read_err(e))?;
+        budget.reset();
     }
 }
 

@@ -230,7 +230,10 @@ async fn accept_loop(
                 if ctx.active.get() >= max {
                     reject(&ctx, listener_index, stream, peer);
                 } else {
-                    monoio::spawn(tcp_proxy::serve(ctx.clone(), listener_index, stream, peer));
+                    use std::os::fd::AsRawFd;
+                    let guard =
+                        tcp_proxy::ConnectionGuard::open(&ctx, listener_index, stream.as_raw_fd());
+                    monoio::spawn(tcp_proxy::serve(guard, stream, peer));
                 }
             }
             Err(_) if ctx.draining.get() => break,

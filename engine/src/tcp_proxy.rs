@@ -21,13 +21,11 @@ use crate::config::ProxyProtocol;
 use crate::core::CoreContext;
 use crate::stats::{ClusterCounters, ListenerCounters};
 
-pub(crate) async fn serve(
-    ctx: Rc<CoreContext>,
-    listener_index: usize,
-    client: TcpStream,
-    peer: SocketAddr,
-) {
-    let guard = ConnectionGuard::open(&ctx, listener_index, client.as_raw_fd());
+/// Serves one accepted connection. `guard` was opened by the accept loop, so the connection counts
+/// against the per-core limit from the moment it is accepted, not from when this task first runs.
+pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: SocketAddr) {
+    let ctx = guard.ctx.clone();
+    let listener_index = guard.listener_index;
     let listener = &ctx.config.listeners[listener_index];
     let cluster_index = listener.cluster;
     let stats = &ctx.stats;
@@ -192,16 +190,16 @@ impl RelayObserver for ByteCounters<'_> {
 }
 
 /// Counts a client connection open for exactly as long as it lives, however its task ends.
-struct ConnectionGuard<'a> {
-    ctx: &'a CoreContext,
+pub(crate) struct ConnectionGuard {
+    ctx: Rc<CoreContext>,
     listener_index: usize,
     opened: Instant,
     /// Slot in the core's open-socket registry.
     slot: usize,
 }
 
-impl<'a> ConnectionGuard<'a> {
-    fn open(ctx: &'a CoreContext, listener_index: usize, client_fd: RawFd) -> Self {
+impl ConnectionGuard {
+    pub(crate) fn open(ctx: &Rc<CoreContext>, listener_index: usize, client_fd: RawFd) -> Self {
         let slot = ctx.open_sockets.borrow_mut().insert(client_fd);
         ctx.active.set(ctx.active.get() + 1);
         let s = &ctx.stats;
@@ -210,7 +208,7 @@ impl<'a> ConnectionGuard<'a> {
         s.listeners[listener_index].accepted.inc();
         s.listeners[listener_index].active.inc();
         ConnectionGuard {
-            ctx,
+            ctx: ctx.clone(),
             listener_index,
             opened: Instant::now(),
             slot,
@@ -218,9 +216,9 @@ impl<'a> ConnectionGuard<'a> {
     }
 }
 
-impl Drop for ConnectionGuard<'_> {
+impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        let ctx = self.ctx;
+        let ctx = &*self.ctx;
         if let Ok(mut open) = ctx.open_sockets.try_borrow_mut() {
             open.remove(self.slot);
         }

@@ -37,6 +37,20 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// Connects to a proxy that may reset the connection at once (rejection, no upstream). Such a reset
+/// can arrive before connect(2) has returned; `None` means it did.
+pub fn connect_or_reset(addr: SocketAddr) -> Option<TcpStream> {
+    match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+        Ok(s) => {
+            s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+            Some(s)
+        }
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => None,
+        Err(e) => panic!("connect {addr}: {e}"),
+    }
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so transfers are not trivially compressible
 /// patterns and a reordered or dropped chunk changes the checksum.
 pub fn payload(len: usize, seed: u64) -> Vec<u8> {

@@ -109,15 +109,9 @@ fn concurrent_transfers_are_byte_exact_epoll_copy() {
 /// answer on the other direction.
 fn client_half_close(driver: &str) {
     let origin = Origin::start(|mut s| {
-        let mut total = 0usize;
-        let mut buf = [0u8; 32 * 1024];
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => total += n,
-                Err(_) => return,
-            }
-        }
+        let Some(total) = count_until_eof(&mut s) else {
+            return;
+        };
         let _ = s.write_all(format!("received {total}\n").as_bytes());
     });
     let proxy = Proxy::quick(&args(&[
@@ -156,15 +150,9 @@ fn upstream_half_close(driver: &str) {
     let origin = Origin::start(move |mut s| {
         let _ = s.write_all(b"banner\n");
         let _ = s.shutdown(Shutdown::Write);
-        let mut total = 0usize;
-        let mut buf = [0u8; 32 * 1024];
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => total += n,
-                Err(_) => return,
-            }
-        }
+        let Some(total) = count_until_eof(&mut s) else {
+            return;
+        };
         r.store(total, Ordering::SeqCst);
     });
     let proxy = Proxy::quick(&args(&[

@@ -332,6 +332,19 @@ pub fn args(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// Counts the bytes read until EOF; `None` if the stream failed first.
+pub fn count_until_eof(s: &mut TcpStream) -> Option<usize> {
+    let mut total = 0;
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(total),
+            Ok(n) => total += n,
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Reads until EOF or error; returns what was read and how it ended.
 pub fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
     let mut got = Vec::new();

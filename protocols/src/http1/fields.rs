@@ -215,6 +215,15 @@ impl Headers {
             .map(move |f| f.value.get(buf))
     }
 
+    /// Every Connection option as sent, in order, across all Connection fields.
+    pub fn connection_tokens<'h, 'b: 'h>(
+        &'h self,
+        buf: &'b [u8],
+    ) -> impl Iterator<Item = &'b [u8]> + 'h {
+        self.values(FieldKind::Connection, buf)
+            .flat_map(syntax::List::new)
+    }
+
     pub(crate) fn push(&mut self, field: Field) -> bool {
         match self.fields.get_mut(self.len) {
             Some(slot) => {

@@ -240,9 +240,7 @@ impl RequestHead {
         &'h self,
         buf: &'b [u8],
     ) -> impl Iterator<Item = &'b [u8]> + 'h {
-        self.headers
-            .values(FieldKind::Connection, buf)
-            .flat_map(List::new)
+        self.headers.connection_tokens(buf)
     }
 
     /// `Expect: 100-continue` in an HTTP/1.1 request (HTTP/1.0 expectations are ignored,

@@ -133,9 +133,7 @@ impl ResponseHead {
         &'h self,
         buf: &'b [u8],
     ) -> impl Iterator<Item = &'b [u8]> + 'h {
-        self.headers
-            .values(FieldKind::Connection, buf)
-            .flat_map(List::new)
+        self.headers.connection_tokens(buf)
     }
 
     /// A 1xx status (RFC 9110 §15.2), 101 included.

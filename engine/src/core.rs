@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use monoio::io::{CancelHandle, Canceller};
 use monoio::net::{TcpListener, TcpStream};
 use strait_balancer::WeightedRoundRobin;
-use strait_protocols::relay::{sys, BufferPool, PipePool, RelayOptions, RelayPools, Transfer};
+use strait_protocols::relay::{
+    sys, BufferPool, IdleTimers, PipePool, RelayCore, RelayOptions, Transfer,
+};
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, RelayMode};
@@ -39,7 +41,7 @@ pub(crate) struct CoreContext {
     pub histograms: RefCell<CoreHistograms>,
     /// One balancer per cluster, private to this core.
     pub balancers: Vec<RefCell<WeightedRoundRobin>>,
-    pub pools: RelayPools,
+    pub relay: RelayCore,
     /// Per listener.
     pub relay_options: Vec<RelayOptions>,
     pub active: Cell<u32>,
@@ -113,9 +115,17 @@ impl CoreContext {
                     RefCell::new(WeightedRoundRobin::new(&weights, index))
                 })
                 .collect(),
-            pools: RelayPools {
+            relay: RelayCore {
                 pipes: PipePool::new(rt.relay_buffer_size as usize, PIPE_POOL_IDLE),
                 buffers: BufferPool::new(rt.relay_buffer_size as usize, BUFFER_POOL_IDLE),
+                idle: IdleTimers::new(IdleTimers::tick_for(
+                    config
+                        .listeners
+                        .iter()
+                        .map(|l| l.idle_timeout)
+                        .min()
+                        .unwrap_or(Duration::from_secs(1)),
+                )),
             },
             relay_options: config
                 .listeners
@@ -145,6 +155,11 @@ pub(crate) async fn run(
     listeners: Vec<std::net::TcpListener>,
     control: ControlReceiver,
 ) {
+    // One timer for every connection's idle timeout; lives (detached) as long as the runtime.
+    {
+        let ctx = ctx.clone();
+        drop(monoio::spawn(async move { ctx.relay.idle.run().await }));
+    }
     let canceller = Canceller::new();
     let mut accept_tasks = Vec::with_capacity(listeners.len());
     for (index, std_listener) in listeners.into_iter().enumerate() {

@@ -71,7 +71,7 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
         &client,
         &upstream,
         &ctx.relay_options[listener_index],
-        &ctx.pools,
+        &ctx.relay,
         &observer,
     )
     .await;

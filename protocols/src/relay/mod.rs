@@ -8,6 +8,7 @@
 //! Must not: connect, pick endpoints, or touch stats registries — progress is reported through
 //! [`RelayObserver`], and the caller owns and closes the sockets.
 
+mod idle;
 mod pipe;
 mod pump;
 pub mod sys;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
+pub use idle::IdleTimers;
 pub use pipe::{BufferPool, Pipe, PipePool};
 pub use pump::PumpError;
 use pump::{Ends, SpliceResult};
@@ -63,10 +65,12 @@ pub struct RelayOptions {
     pub idle_timeout: Duration,
 }
 
-/// The per-core pools a relay borrows from.
-pub struct RelayPools {
+/// Per-core state every relay on the core shares: buffer pools and the idle timers.
+pub struct RelayCore {
     pub pipes: PipePool,
     pub buffers: BufferPool,
+    /// Must be driven by `IdleTimers::run` on the core, or idle timeouts never fire.
+    pub idle: IdleTimers,
 }
 
 #[derive(Debug)]
@@ -90,7 +94,7 @@ pub struct RelayOutcome {
 
 /// Shared by both directions of one connection (same task, so plain cells).
 pub(crate) struct Progress {
-    last_activity: Cell<Instant>,
+    idle: std::rc::Rc<idle::IdleEntry>,
     bytes: [Cell<u64>; 2],
 }
 
@@ -98,7 +102,7 @@ impl Progress {
     fn record(&self, direction: Direction, n: usize) {
         let b = &self.bytes[direction as usize];
         b.set(b.get() + n as u64);
-        self.last_activity.set(Instant::now());
+        self.idle.touch(Instant::now());
     }
 }
 
@@ -107,11 +111,11 @@ pub async fn relay<O: RelayObserver>(
     client: &TcpStream,
     upstream: &TcpStream,
     options: &RelayOptions,
-    pools: &RelayPools,
+    core: &RelayCore,
     observer: &O,
 ) -> RelayOutcome {
     let progress = Progress {
-        last_activity: Cell::new(Instant::now()),
+        idle: core.idle.register(options.idle_timeout),
         bytes: [Cell::new(0), Cell::new(0)],
     };
     let spliced = Cell::new(false);
@@ -140,9 +144,9 @@ pub async fn relay<O: RelayObserver>(
         dst: client,
         direction: Direction::UpstreamToClient,
     };
-    let mut up_fut = pin!(pump(&up, options, pools, &progress, observer, &spliced));
-    let mut down_fut = pin!(pump(&down, options, pools, &progress, observer, &spliced));
-    let mut idle = pin!(idle_watch(&progress, options.idle_timeout));
+    let mut up_fut = pin!(pump(&up, options, core, &progress, observer, &spliced));
+    let mut down_fut = pin!(pump(&down, options, core, &progress, observer, &spliced));
+    let mut idle = pin!(progress.idle.expired());
     let (mut up_done, mut down_done) = (false, false);
     let end = loop {
         monoio::select! {
@@ -176,15 +180,15 @@ pub async fn relay<O: RelayObserver>(
 async fn pump<O: RelayObserver>(
     ends: &Ends<'_>,
     options: &RelayOptions,
-    pools: &RelayPools,
+    core: &RelayCore,
     progress: &Progress,
     observer: &O,
     spliced: &Cell<bool>,
 ) -> Result<(), PumpError> {
     if options.transfer == Transfer::Splice {
         // No pipe (fd or memory exhaustion) or no splice support: copy instead, never fail.
-        if let Ok(pipe) = pools.pipes.take() {
-            match pump::splice(ends, pipe, &pools.pipes, progress, observer).await {
+        if let Ok(pipe) = core.pipes.take() {
+            match pump::splice(ends, pipe, &core.pipes, progress, observer).await {
                 SpliceResult::Done(r) => {
                     spliced.set(true);
                     return r;
@@ -193,7 +197,7 @@ async fn pump<O: RelayObserver>(
             }
         }
     }
-    pump::copy(ends, &pools.buffers, progress, observer).await
+    pump::copy(ends, &core.buffers, progress, observer).await
 }
 
 /// Bytes a pump may move without awaiting before it yields to the core's other tasks. monoio has no
@@ -247,16 +251,6 @@ impl std::future::Future for YieldNow {
     }
 }
 
-async fn idle_watch(progress: &Progress, timeout: Duration) {
-    loop {
-        let deadline = progress.last_activity.get() + timeout;
-        if Instant::now() >= deadline {
-            return;
-        }
-        monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await;
-    }
-}
-
 /// Writes all of `buf` to a connected socket (e.g. a PROXY protocol header) before relaying.
 pub async fn write_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
     sys::set_nonblocking(stream.as_raw_fd())?;
@@ -307,9 +301,8 @@ mod tests {
     }
 }
 /// Every idle connection keeps its relay future alive, so its size is memory per connection.
-/// Measured 2026-11-22: relay 1792 B = two pumps (376 B each) + the idle watchdog's monoio `Sleep`
-/// (768 B: a cache-padded timer entry) + bookkeeping. A per-core idle sweeper would remove the
-/// `Sleep`; until then this guards against silent growth.
+/// Measured 2026-11-22: 1792 B with a monoio `Sleep` per connection for the idle timeout (768 B, a
+/// cache-padded timer entry); the per-core `IdleTimers` replaced it. This guards against regrowth.
 #[cfg(test)]
 mod size_guard {
     use super::*;
@@ -332,16 +325,17 @@ mod size_guard {
                 .expect("connect");
             let (b, _) = l.accept().expect("accept");
             let b = TcpStream::from_std(b).expect("from_std");
-            let pools = RelayPools {
+            let core = RelayCore {
                 pipes: PipePool::new(65536, 1),
                 buffers: BufferPool::new(65536, 1),
+                idle: IdleTimers::new(Duration::from_millis(100)),
             };
             let opts = RelayOptions {
                 transfer: Transfer::Copy,
                 idle_timeout: Duration::from_secs(1),
             };
             let progress = Progress {
-                last_activity: Cell::new(Instant::now()),
+                idle: core.idle.register(Duration::from_secs(1)),
                 bytes: [Cell::new(0), Cell::new(0)],
             };
             let ends = Ends {
@@ -350,15 +344,16 @@ mod size_guard {
                 direction: Direction::ClientToUpstream,
             };
             let spliced = Cell::new(false);
-            let relay_fut = relay(&a, &b, &opts, &pools, &Nop);
-            let pump_fut = pump(&ends, &opts, &pools, &progress, &Nop, &spliced);
+            let relay_fut = relay(&a, &b, &opts, &core, &Nop);
+            let pump_fut = pump(&ends, &opts, &core, &progress, &Nop, &spliced);
             (
                 std::mem::size_of_val(&relay_fut),
                 std::mem::size_of_val(&pump_fut),
             )
         });
+        eprintln!("relay future {relay_size} B, pump future {pump_size} B");
         assert!(
-            relay_size <= 2048,
+            relay_size <= 1280,
             "relay future grew to {relay_size} bytes"
         );
         assert!(pump_size <= 512, "pump future grew to {pump_size} bytes");

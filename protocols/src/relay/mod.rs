@@ -353,7 +353,7 @@ mod size_guard {
         });
         eprintln!("relay future {relay_size} B, pump future {pump_size} B");
         assert!(
-            relay_size <= 1280,
+            relay_size <= 1024,
             "relay future grew to {relay_size} bytes"
         );
         assert!(pump_size <= 512, "pump future grew to {pump_size} bytes");

@@ -104,11 +104,17 @@ impl Future for Expired<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.0.expired.get() {
-            Poll::Ready(())
-        } else {
-            self.0.waker.set(Some(cx.waker().clone()));
-            Poll::Pending
+            return Poll::Ready(());
         }
+        // The relay polls this on every wake-up of either direction: clone the waker only when
+        // it changed.
+        let stored = self.0.waker.take();
+        let waker = match stored {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
+        self.0.waker.set(Some(waker));
+        Poll::Pending
     }
 }
 

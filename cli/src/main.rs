@@ -202,6 +202,14 @@ fn run(config: Config, demo_origins: Option<&demo::Origins>) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "start-up failed");
             eprintln!("strait: {e}");
+            if demo_origins.is_some()
+                && matches!(
+                    e,
+                    strait_engine::StartError::Bind(_) | strait_engine::StartError::Admin(..)
+                )
+            {
+                eprintln!("strait demo: pick other ports with --listen ADDR and --admin ADDR");
+            }
             return ExitCode::from(EXIT_START);
         }
     };

@@ -145,10 +145,10 @@ fn usage_errors_say_what_is_wrong() {
         "--upstream",
         "127.0.0.1:2",
         "--mode",
-        "udp",
+        "http",
     ]);
     assert_eq!(code, 2);
-    assert!(err.contains("--mode: \"udp\" is not supported"), "{err}");
+    assert!(err.contains("--mode: \"http\" is not supported"), "{err}");
     let (code, _, err) = strait(&[
         "run",
         "--listen",

@@ -176,18 +176,22 @@ impl LogFormat {
     }
 }
 
-/// What a listener speaks. Later protocols (http, auto-sniffing, udp) extend this enum.
+/// What a listener speaks. Later protocols (http, auto-sniffing) extend this enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerProtocol {
+    /// L4 TCP relay.
     Tcp,
+    /// UDP datagram relay: one session (upstream socket) per client address per core.
+    Udp,
 }
 
 impl ListenerProtocol {
-    pub const VALID: &'static str = "\"tcp\"";
+    pub const VALID: &'static str = "\"tcp\" or \"udp\"";
 
     pub fn parse(s: &str) -> Option<ListenerProtocol> {
         match s {
             "tcp" => Some(ListenerProtocol::Tcp),
+            "udp" => Some(ListenerProtocol::Udp),
             _ => None,
         }
     }
@@ -195,6 +199,7 @@ impl ListenerProtocol {
     pub fn as_str(self) -> &'static str {
         match self {
             ListenerProtocol::Tcp => "tcp",
+            ListenerProtocol::Udp => "udp",
         }
     }
 }
@@ -310,7 +315,9 @@ impl Config {
                     format!("duplicate listener name {:?}", l.name),
                 );
             }
-            if l.address.port() != 0 && self.listeners[..i].iter().any(|o| o.address == l.address) {
+            // TCP and UDP may share a port number: they are different sockets.
+            let same = |o: &ListenerConfig| o.address == l.address && o.protocol == l.protocol;
+            if l.address.port() != 0 && self.listeners[..i].iter().any(same) {
                 issue(
                     format!("listener[{i}].address"),
                     format!("duplicate listener address {}", l.address),

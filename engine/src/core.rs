@@ -25,9 +25,11 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Config, RelayMode};
 use crate::control::{Control, ControlReceiver};
+use crate::listener::BoundSocket;
 use crate::log_limit::LogLimit;
 use crate::stats::{CoreHistograms, CoreStats};
 use crate::tcp_proxy;
+use crate::udp_proxy;
 
 /// Empty pipes kept per core for reuse by new connections (two per connection while in use).
 const PIPE_POOL_IDLE: usize = 256;
@@ -152,7 +154,7 @@ impl CoreContext {
 /// The core's main task. Returns when the core has drained (or the control channel closed).
 pub(crate) async fn run(
     ctx: Rc<CoreContext>,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<BoundSocket>,
     control: ControlReceiver,
 ) {
     // One timer for every connection's idle timeout; lives (detached) as long as the runtime.
@@ -162,14 +164,24 @@ pub(crate) async fn run(
     }
     let canceller = Canceller::new();
     let mut accept_tasks = Vec::with_capacity(listeners.len());
-    for (index, std_listener) in listeners.into_iter().enumerate() {
-        match TcpListener::from_std(std_listener) {
-            Ok(listener) => accept_tasks.push(monoio::spawn(accept_loop(
-                ctx.clone(),
-                index,
-                listener,
-                canceller.handle(),
-            ))),
+    for (index, socket) in listeners.into_iter().enumerate() {
+        let registered = match socket {
+            BoundSocket::Tcp(s) => TcpListener::from_std(s).map(|listener| {
+                accept_tasks.push(monoio::spawn(accept_loop(
+                    ctx.clone(),
+                    index,
+                    listener,
+                    canceller.handle(),
+                )));
+            }),
+            // A UDP listener keeps serving its open sessions while draining; it refuses new
+            // ones itself, so it needs no cancellation.
+            BoundSocket::Udp(s) => monoio::net::udp::UdpSocket::from_std(s).map(|socket| {
+                drop(monoio::spawn(udp_proxy::serve(ctx.clone(), index, socket)));
+            }),
+        };
+        match registered {
+            Ok(()) => {}
             Err(e) => warn!(
                 core = ctx.stats.index,
                 listener = %ctx.config.listeners[index].name,

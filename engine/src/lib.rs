@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod server;
 pub mod stats;
 mod tcp_proxy;
+mod udp_proxy;
 
 pub use server::{DrainHandle, Server, StartError};

@@ -1,4 +1,4 @@
-//! Binding the per-core SO_REUSEPORT sockets of every configured listener.
+//! Binding the per-core SO_REUSEPORT sockets (TCP or UDP) of every configured listener.
 //!
 //! Owns: creating all listening sockets in the main thread before any core starts, so a bad or busy
 //! address fails start-up with a clear message instead of failing later inside a core. A listener on
@@ -7,11 +7,11 @@
 //! monoio requires that to happen inside the runtime).
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::ListenerConfig;
+use crate::config::{ListenerConfig, ListenerProtocol};
 
 #[derive(Debug)]
 pub struct BindError {
@@ -40,10 +40,16 @@ impl std::fmt::Display for BindError {
 
 impl std::error::Error for BindError {}
 
+/// One core's socket of a listener.
+pub enum BoundSocket {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
 /// The sockets of one listener: one per core, all on the same resolved address.
 pub struct BoundListener {
     pub address: SocketAddr,
-    pub per_core: Vec<TcpListener>,
+    pub per_core: Vec<BoundSocket>,
 }
 
 /// Binds `cores` SO_REUSEPORT sockets for `listener`.
@@ -56,22 +62,29 @@ pub fn bind(listener: &ListenerConfig, cores: usize) -> Result<BoundListener, Bi
     let mut address = listener.address;
     let mut per_core = Vec::with_capacity(cores);
     for _ in 0..cores {
-        let socket = bind_one(address, listener.backlog).map_err(|e| err(address, e))?;
+        let (socket, local) = match listener.protocol {
+            ListenerProtocol::Tcp => {
+                let s = bind_tcp(address, listener.backlog).map_err(|e| err(address, e))?;
+                let local = s.local_addr();
+                (BoundSocket::Tcp(s), local)
+            }
+            ListenerProtocol::Udp => {
+                let s = bind_udp(address).map_err(|e| err(address, e))?;
+                let local = s.local_addr();
+                (BoundSocket::Udp(s), local)
+            }
+        };
         if address.port() == 0 {
             // Later cores must join the same port, not get their own.
-            address = socket.local_addr().map_err(|e| err(address, e))?;
+            address = local.map_err(|e| err(address, e))?;
         }
         per_core.push(socket);
     }
     Ok(BoundListener { address, per_core })
 }
 
-fn bind_one(address: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
+fn reuseport_socket(address: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(address), ty, Some(proto))?;
     socket.set_cloexec(true)?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
@@ -81,6 +94,15 @@ fn bind_one(address: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     }
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
+    Ok(socket)
+}
+
+fn bind_tcp(address: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = reuseport_socket(address, Type::STREAM, Protocol::TCP)?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(socket.into())
+}
+
+fn bind_udp(address: SocketAddr) -> io::Result<UdpSocket> {
+    Ok(reuseport_socket(address, Type::DGRAM, Protocol::UDP)?.into())
 }

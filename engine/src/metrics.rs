@@ -206,7 +206,7 @@ pub fn render_prometheus(shared: &Shared) -> String {
     }
 
     type ListenerField = fn(&crate::stats::ListenerCounters) -> i64;
-    let listener_series: [(&str, &str, &str, ListenerField); 10] = [
+    let listener_series: [(&str, &str, &str, ListenerField); 13] = [
         (
             "strait_listener_connections_accepted_total",
             "counter",
@@ -266,6 +266,24 @@ pub fn render_prometheus(shared: &Shared) -> String {
             "counter",
             "Connections closed because no endpoint could be reached.",
             |l| l.no_upstream.get() as i64,
+        ),
+        (
+            "strait_listener_datagrams_received_total",
+            "counter",
+            "UDP datagrams received from clients.",
+            |l| l.datagrams_received.get() as i64,
+        ),
+        (
+            "strait_listener_datagrams_sent_total",
+            "counter",
+            "UDP datagrams sent back to clients.",
+            |l| l.datagrams_sent.get() as i64,
+        ),
+        (
+            "strait_listener_datagrams_dropped_total",
+            "counter",
+            "UDP datagrams dropped (no session could be created, or a socket buffer was full).",
+            |l| l.datagrams_dropped.get() as i64,
         ),
     ];
     for (name, kind, help, get) in listener_series {
@@ -463,6 +481,9 @@ pub fn render_json(shared: &Shared) -> Value {
                 "client_errors": sum(|x| x.client_errors.get() as i64),
                 "upstream_errors": sum(|x| x.upstream_errors.get() as i64),
                 "no_upstream": sum(|x| x.no_upstream.get() as i64),
+                "datagrams_received": sum(|x| x.datagrams_received.get() as i64),
+                "datagrams_sent": sum(|x| x.datagrams_sent.get() as i64),
+                "datagrams_dropped": sum(|x| x.datagrams_dropped.get() as i64),
                 "connection_duration_ms": quantiles(&hist.duration_millis[i]),
             })
         })

@@ -109,7 +109,7 @@ impl Server {
         }
         let listener_addresses: Vec<SocketAddr> = bound.iter().map(|b| b.address).collect();
         // Transpose: core i gets socket i of every listener.
-        let mut per_core: Vec<Vec<std::net::TcpListener>> =
+        let mut per_core: Vec<Vec<listener::BoundSocket>> =
             (0..cpus.len()).map(|_| Vec::new()).collect();
         for b in bound {
             for (i, sock) in b.per_core.into_iter().enumerate() {
@@ -233,7 +233,7 @@ impl Server {
 fn core_thread(
     config: Arc<Config>,
     stats: Arc<CoreStats>,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<listener::BoundSocket>,
     control: control::ControlReceiver,
     ready: flume::Sender<Result<DriverKind, StartError>>,
 ) {

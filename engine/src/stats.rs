@@ -82,6 +82,11 @@ pub struct ListenerCounters {
     pub upstream_errors: Counter,
     /// Connections closed because no endpoint of the cluster could be reached.
     pub no_upstream: Counter,
+    /// UDP only: datagrams from clients, datagrams back to clients, and datagrams dropped (no
+    /// session could be created: limit, draining, or no endpoint).
+    pub datagrams_received: Counter,
+    pub datagrams_sent: Counter,
+    pub datagrams_dropped: Counter,
 }
 
 #[repr(align(128))]

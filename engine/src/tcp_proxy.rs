@@ -39,7 +39,7 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
         abort(&client);
         return;
     };
-    let _endpoint_guard = EndpointGuard::open(&ctx, cluster_index, endpoint_index);
+    let _endpoint_guard = EndpointGuard::open(ctx.clone(), cluster_index, endpoint_index);
     ctx.open_sockets
         .borrow_mut()
         .set_upstream(guard.slot, upstream.as_raw_fd());
@@ -206,6 +206,14 @@ pub(crate) struct ConnectionGuard {
 }
 
 impl ConnectionGuard {
+    pub(crate) fn context(&self) -> &Rc<CoreContext> {
+        &self.ctx
+    }
+
+    pub(crate) fn listener_index(&self) -> usize {
+        self.listener_index
+    }
+
     pub(crate) fn open(ctx: &Rc<CoreContext>, listener_index: usize, client_fd: RawFd) -> Self {
         let slot = ctx.open_sockets.borrow_mut().insert(client_fd);
         ctx.active.set(ctx.active.get() + 1);
@@ -245,14 +253,15 @@ impl Drop for ConnectionGuard {
     }
 }
 
-struct EndpointGuard<'a> {
-    ctx: &'a CoreContext,
+/// Counts an upstream connection (or UDP session) open to one endpoint for as long as it lives.
+pub(crate) struct EndpointGuard {
+    ctx: Rc<CoreContext>,
     cluster: usize,
     endpoint: usize,
 }
 
-impl<'a> EndpointGuard<'a> {
-    fn open(ctx: &'a CoreContext, cluster: usize, endpoint: usize) -> Self {
+impl EndpointGuard {
+    pub(crate) fn open(ctx: Rc<CoreContext>, cluster: usize, endpoint: usize) -> Self {
         ctx.stats.endpoints[cluster][endpoint].active.inc();
         EndpointGuard {
             ctx,
@@ -262,7 +271,7 @@ impl<'a> EndpointGuard<'a> {
     }
 }
 
-impl Drop for EndpointGuard<'_> {
+impl Drop for EndpointGuard {
     fn drop(&mut self) {
         self.ctx.stats.endpoints[self.cluster][self.endpoint]
             .active

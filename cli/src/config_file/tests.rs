@@ -601,7 +601,7 @@ drain_timeout = 30
              A-Z a-z 0-9 - _ .",
             "strait.toml:15:11: listener[1].address: invalid address \"::1:80\": an IPv6 address goes \
              in brackets, followed by the port; write IP:port such as \"127.0.0.1:8080\" or \"[::1]:8080\"",
-            "strait.toml:17:12: listener[1].protocol: invalid value \"TCP\"; expected \"tcp\" (did you \
+            "strait.toml:17:12: listener[1].protocol: invalid value \"TCP\"; expected \"tcp\" or \"udp\" (did you \
              mean \"tcp\"?)",
             "strait.toml:21:11: listener[2].address: invalid address \"127.0.0.1:99999\": the port \
              \"99999\" is not a number from 0 to 65535; write IP:port such as \"127.0.0.1:8080\" or \

@@ -161,3 +161,40 @@ fn large_datagrams_pass_intact() {
     assert_eq!(&reply[..2], b"o:");
     assert_eq!(checksum(&reply[2..]), checksum(&big));
 }
+
+#[test]
+fn draining_keeps_open_sessions_refuses_new_ones_and_exits_when_they_end() {
+    let origin = udp_origin("o");
+    let mut proxy = udp_proxy(
+        &[origin],
+        &[
+            "--cores",
+            "0",
+            "--idle-timeout",
+            "600ms",
+            "--drain-timeout",
+            "20s",
+        ],
+    );
+    let old = client();
+    assert_eq!(ask(&old, proxy.listen, b"before"), b"o:before");
+    proxy.signal(libc::SIGTERM);
+    proxy.wait_stats("draining", |s| s["draining"] == true);
+    // The open session still gets replies from the listener's address...
+    assert_eq!(ask(&old, proxy.listen, b"during"), b"o:during");
+    // ...while a new client gets nothing.
+    let new = client();
+    new.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    new.send_to(b"new", proxy.listen).unwrap();
+    let mut buf = [0u8; 16];
+    assert!(
+        new.recv_from(&mut buf).is_err(),
+        "no new sessions while draining"
+    );
+    // Once the last session idles out, the drain completes long before its 20 s deadline.
+    let started = std::time::Instant::now();
+    let status = proxy.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

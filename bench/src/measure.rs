@@ -305,35 +305,21 @@ pub fn warm_up(env: &Env, target: &Target, h2c: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Durations, Settings};
+    use crate::plan::Settings;
     use std::path::PathBuf;
 
+    /// The shared test settings, narrowed to what the command-line builders read.
     fn settings() -> Settings {
         Settings {
-            quick: true,
             targets: vec!["direct".into()],
             scenarios: Scenario::ALL.to_vec(),
-            variants: vec![Variant::Pinned],
-            all_cores_scenarios: vec![Scenario::Small],
             reps: 1,
-            durations: Durations::quick(),
-            conns: 64,
-            big_conns: 16,
-            h2_conns: 16,
-            h2_streams: 32,
             idle_conns: 10,
-            cores_proxy: vec![1],
-            cores_load: vec![0],
-            cores_all: vec![0, 1],
-            quiet_max_pct: 10.0,
             quiet_wait_s: 0.0,
             gate_budget_s: 0.0,
-            gate_sample_s: 0.3,
-            port_base: 18100,
             results: PathBuf::new(),
             strait_bin: PathBuf::new(),
-            strait_flags: vec![],
-            install: false,
+            ..crate::plan::tests_support::settings()
         }
     }
 

@@ -53,6 +53,8 @@ pub(crate) async fn serve(ctx: Rc<CoreContext>, listener_index: usize, socket: U
                 if let Some(suppressed) = errors.allow() {
                     warn!(listener = %listener.name, error = %e, suppressed, "UDP receive failed");
                 }
+                // As in the TCP accept loop: an error that persists must not spin the core.
+                monoio::time::sleep(std::time::Duration::from_millis(5)).await;
                 continue;
             }
         };

@@ -150,9 +150,9 @@ fn usage_errors_say_what_is_wrong() {
             value,
         ])
     };
-    let (code, _, err) = quick("--mode", "http");
+    let (code, _, err) = quick("--mode", "auto");
     assert_eq!(code, 2);
-    assert!(err.contains("--mode: \"http\" is not supported"), "{err}");
+    assert!(err.contains("--mode: \"auto\" is not supported"), "{err}");
     let (code, _, err) = quick("--cores", "3-1");
     assert_eq!(code, 2);
     assert!(err.contains("--cores"), "{err}");

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use strait_engine::config::{
     limits, parse_core_list, AdminConfig, ClusterConfig, Config, ConfigIssue, EndpointConfig,
     IoDriver, ListenerConfig, ListenerProtocol, LogConfig, LogFormat, LogLevel, ProxyProtocol,
-    RelayMode, RuntimeConfig,
+    RelayMode, RuntimeConfig, UpstreamHttpConfig,
 };
 use toml::de::{DeTable, DeValue};
 
@@ -235,6 +235,7 @@ fn walk(ctx: &mut Ctx<'_>, root_span: Span, root: &DeTable<'_>) -> Config {
         log,
         listeners,
         clusters,
+        access_log: None,
     }
 }
 
@@ -315,6 +316,7 @@ fn clusters(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> (Vec<ClusterConfig>, Ve
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             connect_attempts: DEFAULT_CONNECT_ATTEMPTS,
             proxy_protocol: ProxyProtocol::Off,
+            http: UpstreamHttpConfig::default(),
         };
         let mut name_at = None;
         if let Some(mut t) = item.table(ctx, "[[cluster]]", CLUSTER_KEYS) {
@@ -420,9 +422,10 @@ fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> V
             name: String::new(),
             address: NO_ADDRESS,
             protocol: ListenerProtocol::Tcp,
-            cluster: usize::MAX,
+            cluster: Some(usize::MAX),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             backlog: DEFAULT_BACKLOG,
+            http: None,
         };
         if let Some(mut t) = item.table(ctx, "[[listener]]", LISTENER_KEYS) {
             if let Some(f) = t.require(ctx, "name") {
@@ -466,7 +469,7 @@ fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> V
                         .iter()
                         .position(|c| matches!(c, Some((o, _)) if o == n))
                     {
-                        Some(i) => l.cluster = i,
+                        Some(i) => l.cluster = Some(i),
                         None => f.error(ctx, unknown_cluster(n, clusters)),
                     }
                 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use strait_engine::config::{
     AdminConfig, ClusterConfig, Config, EndpointConfig, ListenerConfig, ListenerProtocol,
-    LogConfig, ProxyProtocol, RuntimeConfig,
+    LogConfig, ProxyProtocol, RuntimeConfig, UpstreamHttpConfig,
 };
 use strait_engine::Server;
 
@@ -133,9 +133,10 @@ pub fn config(listen: SocketAddr, origins: &Origins) -> Config {
             name: "demo-tcp".into(),
             address: listen,
             protocol: ListenerProtocol::Tcp,
-            cluster: 0,
+            cluster: Some(0),
             idle_timeout: Duration::from_secs(300),
             backlog: 1024,
+            http: None,
         }],
         clusters: vec![ClusterConfig {
             name: "demo-origins".into(),
@@ -147,7 +148,9 @@ pub fn config(listen: SocketAddr, origins: &Origins) -> Config {
             connect_timeout: Duration::from_secs(3),
             connect_attempts: 2,
             proxy_protocol: ProxyProtocol::Off,
+            http: UpstreamHttpConfig::default(),
         }],
+        access_log: None,
     }
 }
 

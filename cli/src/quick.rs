@@ -5,9 +5,10 @@
 
 use std::net::SocketAddr;
 
+use strait_engine::config::http::defaults as http_defaults;
 use strait_engine::config::{
     defaults, parse_duration, ClusterConfig, Config, EndpointConfig, ListenerConfig,
-    ListenerProtocol, LogConfig, ProxyProtocol, RuntimeConfig,
+    ListenerProtocol, LogConfig, ProxyProtocol, RuntimeConfig, UpstreamHttpConfig,
 };
 
 #[derive(clap::Args, Default, Debug)]
@@ -74,13 +75,15 @@ impl QuickArgs {
                 name: "main".into(),
                 address: listen,
                 protocol,
-                cluster: 0,
+                cluster: (protocol != ListenerProtocol::Http).then_some(0),
                 idle_timeout: duration(
                     "--idle-timeout",
                     &self.idle_timeout,
                     defaults::IDLE_TIMEOUT,
                 )?,
                 backlog: defaults::BACKLOG,
+                http: (protocol == ListenerProtocol::Http)
+                    .then(|| Box::new(http_defaults::catch_all(0))),
             }],
             clusters: vec![ClusterConfig {
                 name: "upstream".into(),
@@ -96,7 +99,9 @@ impl QuickArgs {
                 )?,
                 connect_attempts: self.connect_attempts.unwrap_or(defaults::CONNECT_ATTEMPTS),
                 proxy_protocol,
+                http: UpstreamHttpConfig::default(),
             }],
+            access_log: None,
         };
         config.validate().map_err(|issues| {
             issues
@@ -147,7 +152,7 @@ mod tests {
             .unwrap_err()
             .contains("--upstream"));
         let mut a = args("127.0.0.1:1", &["127.0.0.1:2"]);
-        a.mode = Some("http".into());
+        a.mode = Some("auto".into());
         assert!(a.to_config().unwrap_err().contains("--mode"));
         let mut a = args("127.0.0.1:1", &["127.0.0.1:2"]);
         a.idle_timeout = Some("5".into());

@@ -11,6 +11,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub mod http;
+
+pub use http::{
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, FixedResponse, ForwardAction, HeaderEdits,
+    HeaderMatch, HostMatch, HttpLimits, HttpListenerConfig, HttpTimeouts, PathMatch, PrefixRewrite,
+    RouteAction, RouteConfig, UpstreamHttpConfig, WeightedCluster,
+};
+
 /// A complete, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -19,6 +27,8 @@ pub struct Config {
     pub log: LogConfig,
     pub listeners: Vec<ListenerConfig>,
     pub clusters: Vec<ClusterConfig>,
+    /// Access log of every HTTP listener; `None`: no access log.
+    pub access_log: Option<AccessLogConfig>,
 }
 
 /// Process-wide runtime settings: which cores, which IO driver, drain, per-core limits.
@@ -176,22 +186,25 @@ impl LogFormat {
     }
 }
 
-/// What a listener speaks. Later protocols (http, auto-sniffing) extend this enum.
+/// What a listener speaks. Later protocols (auto-sniffing) extend this enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerProtocol {
     /// L4 TCP relay.
     Tcp,
     /// UDP datagram relay: one session (upstream socket) per client address per core.
     Udp,
+    /// HTTP/1.1 reverse proxy with routes.
+    Http,
 }
 
 impl ListenerProtocol {
-    pub const VALID: &'static str = "\"tcp\" or \"udp\"";
+    pub const VALID: &'static str = "\"tcp\", \"udp\" or \"http\"";
 
     pub fn parse(s: &str) -> Option<ListenerProtocol> {
         match s {
             "tcp" => Some(ListenerProtocol::Tcp),
             "udp" => Some(ListenerProtocol::Udp),
+            "http" => Some(ListenerProtocol::Http),
             _ => None,
         }
     }
@@ -200,7 +213,13 @@ impl ListenerProtocol {
         match self {
             ListenerProtocol::Tcp => "tcp",
             ListenerProtocol::Udp => "udp",
+            ListenerProtocol::Http => "http",
         }
+    }
+
+    /// Whether the listener uses a TCP socket (everything but UDP).
+    pub fn is_stream(self) -> bool {
+        !matches!(self, ListenerProtocol::Udp)
     }
 }
 
@@ -220,12 +239,24 @@ pub struct ListenerConfig {
     pub name: String,
     pub address: SocketAddr,
     pub protocol: ListenerProtocol,
-    /// Index into [`Config::clusters`].
-    pub cluster: usize,
-    /// A connection with no byte moving in either direction for this long is closed.
+    /// Index into [`Config::clusters`]: where a TCP or UDP listener relays to. `None` for HTTP
+    /// listeners, whose routes name their clusters.
+    pub cluster: Option<usize>,
+    /// A connection with no byte moving in either direction for this long is closed (TCP and
+    /// UDP; HTTP listeners have their own timeouts in `http`).
     pub idle_timeout: Duration,
     /// listen(2) backlog of each per-core socket.
     pub backlog: u32,
+    /// Present exactly when `protocol` is `Http`.
+    pub http: Option<Box<HttpListenerConfig>>,
+}
+
+impl ListenerConfig {
+    /// The cluster of a TCP or UDP listener; validated to exist, so only HTTP listeners (which
+    /// never ask) see the fallback.
+    pub fn l4_cluster(&self) -> usize {
+        self.cluster.unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +269,8 @@ pub struct ClusterConfig {
     pub connect_attempts: u32,
     /// PROXY protocol header sent to every endpoint right after connecting.
     pub proxy_protocol: ProxyProtocol,
+    /// Used when HTTP routes forward to this cluster.
+    pub http: UpstreamHttpConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,18 +349,37 @@ impl Config {
                 );
             }
             // TCP and UDP may share a port number: they are different sockets.
-            let same = |o: &ListenerConfig| o.address == l.address && o.protocol == l.protocol;
+            let same = |o: &ListenerConfig| {
+                o.address == l.address && o.protocol.is_stream() == l.protocol.is_stream()
+            };
             if l.address.port() != 0 && self.listeners[..i].iter().any(same) {
                 issue(
                     format!("listener[{i}].address"),
                     format!("duplicate listener address {}", l.address),
                 );
             }
-            if l.cluster >= self.clusters.len() {
-                issue(
+            match (l.protocol, l.cluster, &l.http) {
+                (ListenerProtocol::Http, None, Some(http)) => {
+                    http::check_listener(
+                        http,
+                        &format!("listener[{i}]"),
+                        self.clusters.len(),
+                        &mut issue,
+                    );
+                }
+                (ListenerProtocol::Http, _, _) => issue(
+                    format!("listener[{i}].route"),
+                    "an http listener forwards through its routes (a `cluster` becomes a catch-all route)".into(),
+                ),
+                (_, _, Some(_)) => issue(
+                    format!("listener[{i}].route"),
+                    "routes and HTTP settings need protocol = \"http\"".into(),
+                ),
+                (_, Some(c), None) if c < self.clusters.len() => {}
+                (_, _, None) => issue(
                     format!("listener[{i}].cluster"),
                     "refers to no cluster".into(),
-                );
+                ),
             }
             if l.idle_timeout.is_zero() {
                 issue(
@@ -384,6 +436,32 @@ impl Config {
                     format!("must be between 1 and {}", limits::MAX_CONNECT_ATTEMPTS),
                 );
             }
+            if let Some(h) = &c.http.host {
+                if h.is_empty() || !http::is_field_value(h) || h.contains(' ') {
+                    issue(
+                        format!("cluster[{i}].host"),
+                        format!("invalid host {h:?}: expected a host name with an optional port"),
+                    );
+                }
+            }
+            if c.http.pool_max_idle > http::limits::MAX_POOL_IDLE {
+                issue(
+                    format!("cluster[{i}].pool_max_idle"),
+                    format!("must be at most {}", http::limits::MAX_POOL_IDLE),
+                );
+            }
+            if c.http.pool_idle_timeout.is_zero() {
+                issue(
+                    format!("cluster[{i}].pool_idle_timeout"),
+                    "must be greater than 0".into(),
+                );
+            }
+            if c.http.max_connections_per_endpoint == 0 {
+                issue(
+                    format!("cluster[{i}].max_connections_per_endpoint"),
+                    "must be greater than 0".into(),
+                );
+            }
         }
         let rt = &self.runtime;
         if rt.max_connections_per_core == 0 {
@@ -415,6 +493,14 @@ impl Config {
         if let CoreSelection::List(cores) = &rt.cores {
             if cores.is_empty() {
                 issue("runtime.cores".into(), "the core list is empty".into());
+            }
+        }
+        if let Some(log) = &self.access_log {
+            if log.sample == 0 {
+                issue(
+                    "access_log.sample".into(),
+                    "must be at least 1 (1 logs every request)".into(),
+                );
             }
         }
         if issues.is_empty() {
@@ -649,9 +735,10 @@ mod tests {
                 name: "in".into(),
                 address: "127.0.0.1:8080".parse().unwrap(),
                 protocol: ListenerProtocol::Tcp,
-                cluster: 0,
+                cluster: Some(0),
                 idle_timeout: Duration::from_secs(60),
                 backlog: 1024,
+                http: None,
             }],
             clusters: vec![ClusterConfig {
                 name: "up".into(),
@@ -662,7 +749,9 @@ mod tests {
                 connect_timeout: Duration::from_secs(3),
                 connect_attempts: 3,
                 proxy_protocol: ProxyProtocol::Off,
+                http: UpstreamHttpConfig::default(),
             }],
+            access_log: None,
         }
     }
 
@@ -675,7 +764,7 @@ mod tests {
     fn validation_names_every_offending_path() {
         let mut c = sample();
         c.listeners.push(c.listeners[0].clone());
-        c.listeners[1].cluster = 7;
+        c.listeners[1].cluster = Some(7);
         c.clusters[0].endpoints.clear();
         c.clusters[0].connect_attempts = 0;
         c.runtime.relay_buffer_size = 1;

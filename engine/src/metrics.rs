@@ -470,7 +470,7 @@ pub fn render_json(shared: &Shared) -> Value {
                 "name": l.name,
                 "address": shared.listener_addresses[i].to_string(),
                 "protocol": l.protocol.as_str(),
-                "cluster": cfg.clusters[l.cluster].name,
+                "cluster": l.cluster.map(|c| cfg.clusters[c].name.as_str()),
                 "connections_accepted": sum(|x| x.accepted.get() as i64),
                 "connections_active": sum(|x| x.active.get()),
                 "connections_closed": sum(|x| x.closed.get() as i64),

@@ -188,8 +188,14 @@ impl Server {
             .iter()
             .zip(&server.shared.listener_addresses)
         {
+            let clusters = &server.shared.config.clusters;
+            let target = match (l.cluster, &l.http) {
+                (Some(c), _) => clusters[c].name.clone(),
+                (None, Some(http)) => format!("{} routes", http.routes.len()),
+                (None, None) => String::new(),
+            };
             info!(listener = %l.name, address = %addr, protocol = l.protocol.as_str(),
-                cluster = %server.shared.config.clusters[l.cluster].name, cores = cpus.len(), "listening");
+                target = %target, cores = cpus.len(), "listening");
         }
         if let Some(a) = &server.admin {
             info!(address = %a.address(), "admin listening");

@@ -27,7 +27,7 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
     let ctx = guard.ctx.clone();
     let listener_index = guard.listener_index;
     let listener = &ctx.config.listeners[listener_index];
-    let cluster_index = listener.cluster;
+    let cluster_index = listener.l4_cluster();
     let stats = &ctx.stats;
     let _ = client.set_nodelay(true);
 
@@ -298,9 +298,10 @@ mod size_guard {
                 name: "in".into(),
                 address: "127.0.0.1:0".parse().expect("addr"),
                 protocol: ListenerProtocol::Tcp,
-                cluster: 0,
+                cluster: Some(0),
                 idle_timeout: Duration::from_secs(60),
                 backlog: 16,
+                http: None,
             }],
             clusters: vec![ClusterConfig {
                 name: "up".into(),
@@ -311,7 +312,9 @@ mod size_guard {
                 connect_timeout: Duration::from_secs(1),
                 connect_attempts: 1,
                 proxy_protocol: ProxyProtocol::Off,
+                http: Default::default(),
             }],
+            access_log: None,
         };
         let stats = Arc::new(CoreStats::new(0, 0, &config));
         let ctx = Rc::new(CoreContext::new(Arc::new(config), stats));

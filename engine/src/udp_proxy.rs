@@ -81,7 +81,7 @@ pub(crate) async fn serve(ctx: Rc<CoreContext>, listener_index: usize, socket: U
             },
         };
         session.last_activity.set(Instant::now());
-        let cluster_counters = &ctx.stats.clusters[listener.cluster];
+        let cluster_counters = &ctx.stats.clusters[listener.l4_cluster()];
         match sys::send_nonblocking(session.upstream.as_raw_fd(), &buf[..n]) {
             Ok(_) => cluster_counters.sent_bytes.add(n as u64),
             Err(e) => {
@@ -134,7 +134,7 @@ async fn open_session(
         ctx.stats.totals.rejected_max_connections.inc();
         return None;
     }
-    let cluster_index = ctx.config.listeners[listener_index].cluster;
+    let cluster_index = ctx.config.listeners[listener_index].l4_cluster();
     let cluster = &ctx.config.clusters[cluster_index];
     let endpoint_index = ctx.balancers[cluster_index].borrow_mut().pick(&|_| false)?;
     let endpoint = cluster.endpoints[endpoint_index].address;
@@ -194,7 +194,7 @@ async fn relay_replies(
     let listener_index = guard.listener_index();
     let listener = &ctx.config.listeners[listener_index];
     let counters = &ctx.stats.listeners[listener_index];
-    let cluster_counters = &ctx.stats.clusters[listener.cluster];
+    let cluster_counters = &ctx.stats.clusters[listener.l4_cluster()];
     loop {
         let deadline = session.last_activity.get() + listener.idle_timeout;
         let now = Instant::now();

@@ -5,7 +5,7 @@ use std::time::Duration;
 use strait_engine::config::{
     AdminConfig, ClusterConfig, Config, ConfigIssue, CoreSelection, EndpointConfig, IoDriver,
     ListenerConfig, ListenerProtocol, LogConfig, LogFormat, LogLevel, ProxyProtocol, RelayMode,
-    RuntimeConfig,
+    RuntimeConfig, UpstreamHttpConfig,
 };
 use toml::de::DeTable;
 
@@ -89,17 +89,19 @@ fn the_documented_example_loads_with_every_value() {
                 name: "edge".into(),
                 address: addr("0.0.0.0:8080"),
                 protocol: ListenerProtocol::Tcp,
-                cluster: 0,
+                cluster: Some(0),
                 idle_timeout: Duration::from_secs(120),
                 backlog: 4096,
+                http: None,
             },
             ListenerConfig {
                 name: "cache-in".into(),
                 address: addr("[::1]:6380"),
                 protocol: ListenerProtocol::Tcp,
-                cluster: 1,
+                cluster: Some(1),
                 idle_timeout: Duration::from_secs(300),
                 backlog: 1024,
+                http: None,
             },
         ]
     );
@@ -121,6 +123,7 @@ fn the_documented_example_loads_with_every_value() {
                 connect_timeout: Duration::from_secs(1),
                 connect_attempts: 2,
                 proxy_protocol: ProxyProtocol::V2,
+                http: UpstreamHttpConfig::default(),
             },
             ClusterConfig {
                 name: "cache".into(),
@@ -131,6 +134,7 @@ fn the_documented_example_loads_with_every_value() {
                 connect_timeout: Duration::from_secs(3),
                 connect_attempts: 3,
                 proxy_protocol: ProxyProtocol::Off,
+                http: UpstreamHttpConfig::default(),
             },
         ]
     );
@@ -152,9 +156,10 @@ fn defaults_fill_everything_not_written() {
                 name: "edge".into(),
                 address: addr("127.0.0.1:8080"),
                 protocol: ListenerProtocol::Tcp,
-                cluster: 0,
+                cluster: Some(0),
                 idle_timeout: Duration::from_secs(300),
                 backlog: 1024,
+                http: None,
             }],
             clusters: vec![ClusterConfig {
                 name: "backend".into(),
@@ -165,7 +170,9 @@ fn defaults_fill_everything_not_written() {
                 connect_timeout: Duration::from_secs(3),
                 connect_attempts: 3,
                 proxy_protocol: ProxyProtocol::Off,
+                http: UpstreamHttpConfig::default(),
             }],
+            access_log: None,
         }
     );
     assert_eq!(c.runtime.cores, CoreSelection::All);
@@ -206,7 +213,7 @@ endpoints = [{ address = "127.0.0.1:4" }]
     // Two listeners on port 0 are not duplicates.
     assert_eq!(
         c.listeners.iter().map(|l| l.cluster).collect::<Vec<_>>(),
-        [1, 0]
+        [Some(1), Some(0)]
     );
     assert_eq!(c.clusters.len(), 3);
     assert_eq!(
@@ -601,7 +608,7 @@ drain_timeout = 30
              A-Z a-z 0-9 - _ .",
             "strait.toml:15:11: listener[1].address: invalid address \"::1:80\": an IPv6 address goes \
              in brackets, followed by the port; write IP:port such as \"127.0.0.1:8080\" or \"[::1]:8080\"",
-            "strait.toml:17:12: listener[1].protocol: invalid value \"TCP\"; expected \"tcp\" or \"udp\" (did you \
+            "strait.toml:17:12: listener[1].protocol: invalid value \"TCP\"; expected \"tcp\", \"udp\" or \"http\" (did you \
              mean \"tcp\"?)",
             "strait.toml:21:11: listener[2].address: invalid address \"127.0.0.1:99999\": the port \
              \"99999\" is not a number from 0 to 65535; write IP:port such as \"127.0.0.1:8080\" or \

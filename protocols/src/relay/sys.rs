@@ -117,6 +117,22 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     cvt_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) })
 }
 
+/// Whether an idle connection can still carry a request: nothing to read yet (EAGAIN). EOF, an
+/// error, or unexpected bytes (an upstream must not speak before it is asked) all mean no.
+pub fn idle_stream_usable(fd: RawFd) -> bool {
+    let mut byte = [0u8; 1];
+    // SAFETY: `byte` is a valid, writable 1-byte region for the duration of the call.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            byte.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
 /// Non-blocking send on a connected socket (a UDP session's upstream socket).
 pub fn send_nonblocking(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid, readable region of `buf.len()` bytes for the duration of the call.

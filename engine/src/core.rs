@@ -23,8 +23,9 @@ use strait_protocols::relay::{
 };
 use tracing::{debug, info, warn};
 
-use crate::config::{Config, RelayMode};
+use crate::config::{Config, ListenerProtocol, RelayMode};
 use crate::control::{Control, ControlReceiver};
+use crate::http::{self, access_log::CoreAccessLog, pool::Pools, HttpCore};
 use crate::listener::BoundSocket;
 use crate::log_limit::LogLimit;
 use crate::stats::{CoreHistograms, CoreStats};
@@ -52,19 +53,40 @@ pub(crate) struct CoreContext {
     pub open_sockets: RefCell<OpenSockets>,
     /// Per cluster: throttles "upstream connect failed" warnings.
     pub connect_warnings: Vec<LogLimit>,
+    /// HTTP listeners' routes, upstream pools and access log.
+    pub http: HttpCore,
 }
 
 /// Slots of (client, upstream) descriptors of this core's open connections. Insert and remove are
 /// O(1) and allocation-free once the slab has grown to the peak connection count.
 #[derive(Default)]
 pub(crate) struct OpenSockets {
-    slots: Vec<[RawFd; 2]>,
+    slots: Vec<OpenSocket>,
     free: Vec<usize>,
+}
+
+#[derive(Clone, Copy)]
+struct OpenSocket {
+    client: RawFd,
+    upstream: RawFd,
+    /// An HTTP connection waiting for its next request: closed at once when the drain begins.
+    idle: bool,
+}
+
+impl OpenSocket {
+    const EMPTY: OpenSocket = OpenSocket {
+        client: -1,
+        upstream: -1,
+        idle: false,
+    };
 }
 
 impl OpenSockets {
     pub fn insert(&mut self, client: RawFd) -> usize {
-        let entry = [client, -1];
+        let entry = OpenSocket {
+            client,
+            ..OpenSocket::EMPTY
+        };
         match self.free.pop() {
             Some(i) => {
                 self.slots[i] = entry;
@@ -79,13 +101,19 @@ impl OpenSockets {
 
     pub fn set_upstream(&mut self, slot: usize, upstream: RawFd) {
         if let Some(s) = self.slots.get_mut(slot) {
-            s[1] = upstream;
+            s.upstream = upstream;
+        }
+    }
+
+    pub fn set_idle(&mut self, slot: usize, idle: bool) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.idle = idle;
         }
     }
 
     pub fn remove(&mut self, slot: usize) {
         if let Some(s) = self.slots.get_mut(slot) {
-            *s = [-1, -1];
+            *s = OpenSocket::EMPTY;
             self.free.push(slot);
         }
     }
@@ -93,14 +121,28 @@ impl OpenSockets {
     /// Makes every open socket close with RST when its task is dropped: a stream cut by the drain
     /// deadline must not look complete to either peer.
     fn abort_all(&self) {
-        for fd in self.slots.iter().flatten().copied().filter(|&fd| fd >= 0) {
+        let fds = self.slots.iter().flat_map(|s| [s.client, s.upstream]);
+        for fd in fds.filter(|&fd| fd >= 0) {
             let _ = sys::set_linger_zero(fd);
+        }
+    }
+
+    /// Ends the wait of every HTTP connection idle between requests: shutting down the read side
+    /// makes its pending read return end-of-file, and the connection closes cleanly.
+    fn close_idle(&self) {
+        for s in self.slots.iter().filter(|s| s.idle && s.client >= 0) {
+            // SAFETY: shutdown(2) on a descriptor this core owns; it touches no memory.
+            let _ = unsafe { libc::shutdown(s.client, libc::SHUT_RD) };
         }
     }
 }
 
 impl CoreContext {
-    pub fn new(config: Arc<Config>, stats: Arc<CoreStats>) -> CoreContext {
+    pub fn new(
+        config: Arc<Config>,
+        stats: Arc<CoreStats>,
+        access_log: Option<CoreAccessLog>,
+    ) -> CoreContext {
         let index = stats.index;
         let rt = &config.runtime;
         let transfer = match rt.relay {
@@ -145,6 +187,7 @@ impl CoreContext {
                 .iter()
                 .map(|_| LogLimit::per_second())
                 .collect(),
+            http: HttpCore::new(&config, index, access_log),
             config,
             stats,
         }
@@ -161,6 +204,10 @@ pub(crate) async fn run(
     {
         let ctx = ctx.clone();
         drop(monoio::spawn(async move { ctx.relay.idle.run().await }));
+    }
+    if ctx.http.is_active() {
+        let ctx = ctx.clone();
+        drop(monoio::spawn(http_housekeeping(ctx)));
     }
     let canceller = Canceller::new();
     let mut accept_tasks = Vec::with_capacity(listeners.len());
@@ -204,6 +251,10 @@ pub(crate) async fn run(
         task.await;
     }
     let deadline = Instant::now() + ctx.config.runtime.drain_timeout;
+    // Keep-alive connections between requests close now; busy ones finish their request and
+    // answer it with `connection: close`.
+    ctx.open_sockets.borrow().close_idle();
+    ctx.http.pools.borrow_mut().clear();
     info!(
         core = ctx.stats.index,
         open_connections = ctx.active.get(),
@@ -232,6 +283,27 @@ pub(crate) async fn run(
     } else {
         info!(core = ctx.stats.index, "drained");
     }
+    if let Some(log) = ctx.http.access_log.borrow_mut().as_mut() {
+        log.flush();
+    }
+}
+
+/// Per core, while HTTP listeners exist: hands the access log buffer to its writer thread and
+/// closes upstream connections that idled in the pools past their timeout.
+async fn http_housekeeping(ctx: Rc<CoreContext>) {
+    let sweep_every = Pools::sweep_period(&ctx.config);
+    let mut last_sweep = Instant::now();
+    loop {
+        monoio::time::sleep(http::ACCESS_LOG_FLUSH).await;
+        if let Some(log) = ctx.http.access_log.borrow_mut().as_mut() {
+            log.flush();
+        }
+        let now = Instant::now();
+        if now.duration_since(last_sweep) >= sweep_every {
+            last_sweep = now;
+            ctx.http.pools.borrow_mut().sweep(now);
+        }
+    }
 }
 
 fn answer_histograms(ctx: &CoreContext, reply: flume::Sender<CoreHistograms>) {
@@ -247,6 +319,7 @@ async fn accept_loop(
     cancel: CancelHandle,
 ) {
     let name = &ctx.config.listeners[listener_index].name;
+    let is_http = ctx.config.listeners[listener_index].protocol == ListenerProtocol::Http;
     let max = ctx.config.runtime.max_connections_per_core;
     let resource_warnings = LogLimit::per_second();
     loop {
@@ -260,7 +333,11 @@ async fn accept_loop(
                     use std::os::fd::AsRawFd;
                     let guard =
                         tcp_proxy::ConnectionGuard::open(&ctx, listener_index, stream.as_raw_fd());
-                    monoio::spawn(tcp_proxy::serve(guard, stream, peer));
+                    if is_http {
+                        monoio::spawn(http::proxy::serve(guard, stream, peer));
+                    } else {
+                        monoio::spawn(tcp_proxy::serve(guard, stream, peer));
+                    }
                 }
             }
             Err(_) if ctx.draining.get() => break,

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod config;
 pub mod control;
 mod core;
+mod http;
 pub mod listener;
 mod log_limit;
 pub mod metrics;

@@ -17,9 +17,10 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use tracing::{info, warn};
 
 use crate::admin::AdminServer;
-use crate::config::{format_core_list, Config, CoreSelection, IoDriver};
+use crate::config::{format_core_list, AccessLogTarget, Config, CoreSelection, IoDriver};
 use crate::control::{self, Control, ControlSender};
 use crate::core::{self as core_rt, CoreContext};
+use crate::http::access_log::{AccessLog, CoreAccessLog};
 use crate::listener;
 use crate::stats::{CoreStats, DriverKind};
 
@@ -29,6 +30,7 @@ pub enum StartError {
     Cores(String),
     Bind(listener::BindError),
     Admin(SocketAddr, io::Error),
+    AccessLog(String, io::Error),
     Runtime { cpu: usize, error: String },
 }
 
@@ -39,6 +41,9 @@ impl std::fmt::Display for StartError {
             StartError::Cores(m) => write!(f, "{m}"),
             StartError::Bind(e) => write!(f, "{e}"),
             StartError::Admin(a, e) => write!(f, "admin: cannot listen on {a}: {e}"),
+            StartError::AccessLog(target, e) => {
+                write!(f, "access_log: cannot open {target}: {e}")
+            }
             StartError::Runtime { cpu, error } => {
                 write!(f, "core {cpu}: cannot start the IO runtime: {error}")
             }
@@ -86,6 +91,7 @@ pub struct Server {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     admin: Option<AdminServer>,
+    access_log: Option<AccessLog>,
 }
 
 impl Server {
@@ -147,15 +153,27 @@ impl Server {
             None => None,
         };
 
+        let access_log = match &config.access_log {
+            Some(c) => Some(AccessLog::start(c).map_err(|e| {
+                let target = match &c.target {
+                    AccessLogTarget::Stdout => "stdout".to_string(),
+                    AccessLogTarget::File(p) => p.display().to_string(),
+                };
+                StartError::AccessLog(target, e)
+            })?),
+            None => None,
+        };
+
         let (ready_tx, ready_rx) = flume::unbounded::<Result<DriverKind, StartError>>();
         let mut threads = Vec::with_capacity(cpus.len());
         for ((stats, listeners), control) in cores.iter().cloned().zip(per_core).zip(receivers) {
             let config = config.clone();
             let ready = ready_tx.clone();
             let cpu = stats.cpu;
+            let log = access_log.as_ref().map(AccessLog::core_writer);
             let handle = std::thread::Builder::new()
                 .name(format!("strait-core-{cpu}"))
-                .spawn(move || core_thread(config, stats, listeners, control, ready))
+                .spawn(move || core_thread(config, stats, listeners, control, ready, log))
                 .map_err(|e| StartError::Runtime {
                     cpu,
                     error: e.to_string(),
@@ -175,6 +193,7 @@ impl Server {
             shared,
             threads,
             admin,
+            access_log,
         };
         if let Some(e) = failure {
             server.drain();
@@ -233,6 +252,10 @@ impl Server {
         if let Some(a) = self.admin {
             a.stop();
         }
+        // Every core flushed its buffer as it stopped; write out what is queued.
+        if let Some(log) = self.access_log {
+            log.shutdown();
+        }
     }
 }
 
@@ -242,6 +265,7 @@ fn core_thread(
     listeners: Vec<listener::BoundSocket>,
     control: control::ControlReceiver,
     ready: flume::Sender<Result<DriverKind, StartError>>,
+    mut access_log: Option<CoreAccessLog>,
 ) {
     let cpu = stats.cpu;
     if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -259,7 +283,11 @@ fn core_thread(
             "core started"
         );
         let _ = ready.send(Ok(driver));
-        let ctx = Rc::new(CoreContext::new(config.clone(), stats.clone()));
+        let ctx = Rc::new(CoreContext::new(
+            config.clone(),
+            stats.clone(),
+            access_log.take(),
+        ));
         core_rt::run(ctx, listeners, control)
     };
     if want_uring {

@@ -101,6 +101,59 @@ pub struct ClusterCounters {
     pub received_bytes: Counter,
 }
 
+/// HTTP requests of one route (or of one listener's unrouted requests: those refused before a
+/// route was chosen, and those no route matched).
+#[repr(align(128))]
+#[derive(Default, Debug)]
+pub struct RouteCounters {
+    pub requests: Counter,
+    /// Responses sent, by status class: [1xx, 2xx, 3xx, 4xx, 5xx].
+    pub responses: [Counter; 5],
+    /// Request bytes read from clients (heads and bodies).
+    pub received_bytes: Counter,
+    /// Response bytes written to clients.
+    pub sent_bytes: Counter,
+    /// 502s: the upstream could not be reached or answered something invalid.
+    pub upstream_errors: Counter,
+    /// 504s: no response head within `upstream_response_timeout`; and body stalls.
+    pub upstream_timeouts: Counter,
+    /// 503s: no endpoint available (every connect failed or the per-endpoint cap was reached).
+    pub unavailable: Counter,
+    /// Requests refused as malformed or over a limit (400, 408, 413, 414, 431, 505).
+    pub client_errors: Counter,
+}
+
+impl RouteCounters {
+    pub fn response(&self, status: u16) {
+        if let Some(c) = self
+            .responses
+            .get(usize::from(status / 100).wrapping_sub(1))
+        {
+            c.inc();
+        }
+    }
+}
+
+/// HTTP traffic of one cluster on one core.
+#[repr(align(128))]
+#[derive(Default, Debug)]
+pub struct ClusterHttpCounters {
+    pub requests: Counter,
+    /// Requests sent on a pooled keep-alive connection.
+    pub pool_hits: Counter,
+    /// Requests that needed a new upstream connection.
+    pub pool_misses: Counter,
+    /// Pooled connections found closed by the upstream at reuse and discarded.
+    pub pool_stale: Counter,
+    /// Requests refused because every endpoint was at `max_connections_per_endpoint`.
+    pub pool_full: Counter,
+    /// Requests retried on a new connection after a reused one failed before any response byte.
+    pub retries: Counter,
+    pub upstream_timeouts: Counter,
+    /// Malformed responses, and connections lost mid-response.
+    pub upstream_protocol_errors: Counter,
+}
+
 #[repr(align(128))]
 #[derive(Default, Debug)]
 pub struct EndpointCounters {
@@ -140,6 +193,55 @@ pub struct CoreStats {
     pub listeners: Box<[ListenerCounters]>,
     pub clusters: Box<[ClusterCounters]>,
     pub endpoints: Box<[Box<[EndpointCounters]>]>,
+    /// See [`RouteSlots`].
+    pub routes: Box<[RouteCounters]>,
+    pub cluster_http: Box<[ClusterHttpCounters]>,
+}
+
+/// The flat numbering of per-route statistics: for each HTTP listener, one slot per route and
+/// one more for its unrouted requests. Built from the config in the same order everywhere.
+#[derive(Debug, Clone, Default)]
+pub struct RouteSlots {
+    /// Per listener: the first slot (meaningful only for HTTP listeners).
+    pub base: Vec<usize>,
+    /// Per slot: (listener index, route index or `None` for unrouted).
+    pub slots: Vec<(usize, Option<usize>)>,
+}
+
+impl RouteSlots {
+    pub fn new(config: &Config) -> RouteSlots {
+        let mut out = RouteSlots::default();
+        for (l, listener) in config.listeners.iter().enumerate() {
+            out.base.push(out.slots.len());
+            if let Some(http) = &listener.http {
+                out.slots
+                    .extend((0..http.routes.len()).map(|r| (l, Some(r))));
+                out.slots.push((l, None));
+            }
+        }
+        out
+    }
+
+    /// The slot of `route` (or the unrouted slot) of HTTP listener `listener`.
+    pub fn slot(&self, config: &Config, listener: usize, route: Option<usize>) -> usize {
+        let base = self.base.get(listener).copied().unwrap_or(0);
+        let routes = config.listeners[listener]
+            .http
+            .as_ref()
+            .map_or(0, |h| h.routes.len());
+        base + route.unwrap_or(routes)
+    }
+
+    /// Label of a slot: the route name, or `-` for unrouted requests.
+    pub fn route_name<'c>(&self, config: &'c Config, slot: usize) -> (&'c str, &'c str) {
+        let (l, r) = self.slots[slot];
+        let listener = &config.listeners[l];
+        let route = match (r, &listener.http) {
+            (Some(r), Some(http)) => http.routes[r].name.as_str(),
+            _ => "-",
+        };
+        (listener.name.as_str(), route)
+    }
 }
 
 impl CoreStats {
@@ -160,6 +262,12 @@ impl CoreStats {
                 .iter()
                 .map(|c| c.endpoints.iter().map(|_| Default::default()).collect())
                 .collect(),
+            routes: RouteSlots::new(config)
+                .slots
+                .iter()
+                .map(|_| Default::default())
+                .collect(),
+            cluster_http: config.clusters.iter().map(|_| Default::default()).collect(),
         }
     }
 
@@ -179,6 +287,7 @@ impl CoreStats {
 /// Upper bounds keep histograms a fixed size; larger values saturate into the top bucket.
 const CONNECT_MAX_MICROS: u64 = 600 * 1_000_000;
 const DURATION_MAX_MILLIS: u64 = 30 * 24 * 3600 * 1000;
+const REQUEST_MAX_MICROS: u64 = 3600 * 1_000_000;
 
 /// Latency histograms of one core; owned by that core, copied out on request.
 #[derive(Debug, Clone)]
@@ -187,6 +296,10 @@ pub struct CoreHistograms {
     pub connect_micros: Vec<Histogram<u64>>,
     /// Per listener: client connection lifetime in milliseconds.
     pub duration_millis: Vec<Histogram<u64>>,
+    /// Per route slot ([`RouteSlots`]): request head received → response complete, microseconds.
+    pub request_micros: Vec<Histogram<u64>>,
+    /// Per cluster: request sent → response head received, microseconds.
+    pub upstream_micros: Vec<Histogram<u64>>,
 }
 
 fn histogram(max: u64) -> Histogram<u64> {
@@ -207,6 +320,16 @@ impl CoreHistograms {
                 .iter()
                 .map(|_| histogram(DURATION_MAX_MILLIS))
                 .collect(),
+            request_micros: RouteSlots::new(config)
+                .slots
+                .iter()
+                .map(|_| histogram(REQUEST_MAX_MICROS))
+                .collect(),
+            upstream_micros: config
+                .clusters
+                .iter()
+                .map(|_| histogram(REQUEST_MAX_MICROS))
+                .collect(),
         }
     }
 
@@ -216,6 +339,12 @@ impl CoreHistograms {
             let _ = a.add(b);
         }
         for (a, b) in self.duration_millis.iter_mut().zip(&other.duration_millis) {
+            let _ = a.add(b);
+        }
+        for (a, b) in self.request_micros.iter_mut().zip(&other.request_micros) {
+            let _ = a.add(b);
+        }
+        for (a, b) in self.upstream_micros.iter_mut().zip(&other.upstream_micros) {
             let _ = a.add(b);
         }
     }

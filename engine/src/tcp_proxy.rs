@@ -121,52 +121,68 @@ async fn connect(
             .pick(&|i| tried.contains(i));
         let Some(endpoint_index) = picked else { break };
         tried.insert(endpoint_index);
-        let endpoint = &cluster.endpoints[endpoint_index];
-        let endpoint_counters = &ctx.stats.endpoints[cluster_index][endpoint_index];
-        let started = Instant::now();
-        match monoio::time::timeout(
-            cluster.connect_timeout,
-            TcpStream::connect_addr(endpoint.address),
-        )
-        .await
-        {
-            Ok(Ok(stream)) => {
-                let micros = started.elapsed().as_micros() as u64;
-                if let Some(h) = ctx
-                    .histograms
-                    .borrow_mut()
-                    .connect_micros
-                    .get_mut(cluster_index)
-                {
-                    h.saturating_record(micros.max(1));
-                }
-                counters.connections.inc();
-                endpoint_counters.connections.inc();
-                let _ = stream.set_nodelay(true);
-                return Some((stream, endpoint_index));
-            }
-            Ok(Err(e)) => {
-                counters.connect_failures.inc();
-                endpoint_counters.connect_failures.inc();
-                if let Some(suppressed) = ctx.connect_warnings[cluster_index].allow() {
-                    warn!(cluster = %cluster.name, endpoint = %endpoint.address, error = %e, suppressed,
-                        "upstream connect failed");
-                }
-            }
-            Err(_) => {
-                counters.connect_timeouts.inc();
-                endpoint_counters.connect_timeouts.inc();
-                if let Some(suppressed) = ctx.connect_warnings[cluster_index].allow() {
-                    warn!(cluster = %cluster.name, endpoint = %endpoint.address, suppressed,
-                        timeout_ms = cluster.connect_timeout.as_millis() as u64, "upstream connect timed out");
-                }
-            }
+        if let Some(stream) = connect_endpoint(ctx, cluster_index, endpoint_index).await {
+            return Some((stream, endpoint_index));
         }
     }
     counters.unavailable.inc();
     // Counted always; logged at debug because every failed attempt above was already warned about.
     debug!(cluster = %cluster.name, client = %peer, attempts = tried.len(), "no endpoint reachable; closing client connection");
     None
+}
+
+/// One connect attempt to one endpoint, with the cluster's timeout, counted and (throttled)
+/// logged on failure.
+pub(crate) async fn connect_endpoint(
+    ctx: &CoreContext,
+    cluster_index: usize,
+    endpoint_index: usize,
+) -> Option<TcpStream> {
+    let cluster = &ctx.config.clusters[cluster_index];
+    let counters = &ctx.stats.clusters[cluster_index];
+    let endpoint = &cluster.endpoints[endpoint_index];
+    let endpoint_counters = &ctx.stats.endpoints[cluster_index][endpoint_index];
+    let started = Instant::now();
+    match monoio::time::timeout(
+        cluster.connect_timeout,
+        TcpStream::connect_addr(endpoint.address),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => {
+            let micros = started.elapsed().as_micros() as u64;
+            if let Some(h) = ctx
+                .histograms
+                .borrow_mut()
+                .connect_micros
+                .get_mut(cluster_index)
+            {
+                h.saturating_record(micros.max(1));
+            }
+            counters.connections.inc();
+            endpoint_counters.connections.inc();
+            let _ = stream.set_nodelay(true);
+            Some(stream)
+        }
+        Ok(Err(e)) => {
+            counters.connect_failures.inc();
+            endpoint_counters.connect_failures.inc();
+            if let Some(suppressed) = ctx.connect_warnings[cluster_index].allow() {
+                warn!(cluster = %cluster.name, endpoint = %endpoint.address, error = %e, suppressed,
+                    "upstream connect failed");
+            }
+            None
+        }
+        Err(_) => {
+            counters.connect_timeouts.inc();
+            endpoint_counters.connect_timeouts.inc();
+            if let Some(suppressed) = ctx.connect_warnings[cluster_index].allow() {
+                warn!(cluster = %cluster.name, endpoint = %endpoint.address, suppressed,
+                    timeout_ms = cluster.connect_timeout.as_millis() as u64, "upstream connect timed out");
+            }
+            None
+        }
+    }
 }
 
 /// Close with RST: the peer must not read a clean EOF as a complete exchange.
@@ -212,6 +228,10 @@ impl ConnectionGuard {
 
     pub(crate) fn listener_index(&self) -> usize {
         self.listener_index
+    }
+
+    pub(crate) fn slot(&self) -> usize {
+        self.slot
     }
 
     pub(crate) fn open(ctx: &Rc<CoreContext>, listener_index: usize, client_fd: RawFd) -> Self {
@@ -317,7 +337,7 @@ mod size_guard {
             access_log: None,
         };
         let stats = Arc::new(CoreStats::new(0, 0, &config));
-        let ctx = Rc::new(CoreContext::new(Arc::new(config), stats));
+        let ctx = Rc::new(CoreContext::new(Arc::new(config), stats, None));
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()

@@ -1,0 +1,162 @@
+//! The HTTP/1.1 reverse proxy phase of the engine.
+//!
+//! Owns: serving one client connection on an HTTP listener ([`proxy`]) — reading requests with
+//! the strict codec in `strait_protocols::http1`, routing them ([`route`]), forwarding them
+//! through per-core upstream connection pools ([`pool`]), writing heads ([`head`]), streaming
+//! bodies both ways, answering proxy errors, and logging ([`access_log`]) — plus the per-core
+//! state all of that reads ([`HttpCore`]). Must not: parse HTTP itself (the codec does), cross
+//! cores, take locks, or buffer whole bodies.
+
+pub(crate) mod access_log;
+pub(crate) mod head;
+pub(crate) mod pool;
+pub(crate) mod proxy;
+pub(crate) mod route;
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use strait_balancer::WeightedRoundRobin;
+use strait_protocols::http1::Limits;
+
+use crate::config::{Config, RouteAction};
+use crate::stats::RouteSlots;
+use access_log::CoreAccessLog;
+use pool::Pools;
+use route::RouteTable;
+
+/// How often each core hands its access log buffer to the writer thread.
+pub(crate) const ACCESS_LOG_FLUSH: Duration = Duration::from_millis(100);
+
+/// Everything the HTTP proxy keeps per core, built once from the config snapshot.
+pub(crate) struct HttpCore {
+    /// Per listener; `None` for TCP and UDP listeners.
+    pub listeners: Vec<Option<HttpListenerState>>,
+    pub pools: RefCell<Pools>,
+    pub access_log: RefCell<Option<CoreAccessLog>>,
+    pub route_slots: RouteSlots,
+    request_ids: RequestIds,
+}
+
+pub(crate) struct HttpListenerState {
+    pub table: RouteTable,
+    pub limits: Limits,
+    /// Per route: the cluster picker of a weighted split (`None` for single-cluster routes and
+    /// fixed responses).
+    pub splits: Vec<Option<RefCell<WeightedRoundRobin>>>,
+}
+
+impl HttpCore {
+    pub fn new(config: &Config, core_index: usize, access_log: Option<CoreAccessLog>) -> HttpCore {
+        HttpCore {
+            listeners: config
+                .listeners
+                .iter()
+                .map(|l| {
+                    l.http.as_ref().map(|http| HttpListenerState {
+                        table: RouteTable::compile(&http.routes),
+                        limits: Limits {
+                            max_request_line: http.limits.max_request_line,
+                            max_header_block: http.limits.max_header_size,
+                            max_headers: http.limits.max_headers,
+                            ..Limits::DEFAULT
+                        },
+                        splits: http
+                            .routes
+                            .iter()
+                            .map(|r| match &r.action {
+                                RouteAction::Forward(f) if f.clusters.len() > 1 => {
+                                    let weights: Vec<u32> =
+                                        f.clusters.iter().map(|c| c.weight).collect();
+                                    Some(RefCell::new(WeightedRoundRobin::new(
+                                        &weights, core_index,
+                                    )))
+                                }
+                                _ => None,
+                            })
+                            .collect(),
+                    })
+                })
+                .collect(),
+            pools: RefCell::new(Pools::new(config)),
+            access_log: RefCell::new(access_log),
+            route_slots: RouteSlots::new(config),
+            request_ids: RequestIds::new(core_index),
+        }
+    }
+
+    /// Whether this core serves any HTTP listener (and so needs the housekeeping task).
+    pub fn is_active(&self) -> bool {
+        self.listeners.iter().any(Option::is_some)
+    }
+
+    /// A new request id: 32 lowercase hex digits, unique per process run.
+    pub fn next_request_id(&self) -> [u8; 32] {
+        self.request_ids.next()
+    }
+}
+
+/// Request ids: a per-process random prefix mixed with the core index, then a per-core counter.
+/// Unique without coordination between cores, cheap (no syscall per request).
+struct RequestIds {
+    prefix: u64,
+    counter: Cell<u64>,
+}
+
+impl RequestIds {
+    fn new(core_index: usize) -> RequestIds {
+        RequestIds {
+            prefix: process_seed() ^ ((core_index as u64) << 56),
+            counter: Cell::new(0),
+        }
+    }
+
+    fn next(&self) -> [u8; 32] {
+        let n = self.counter.get().wrapping_add(1);
+        self.counter.set(n);
+        let mut out = [0u8; 32];
+        hex_into(&mut out[..16], self.prefix);
+        hex_into(&mut out[16..], n);
+        out
+    }
+}
+
+fn hex_into(out: &mut [u8], mut v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+/// 64 random bits per process: from the kernel when possible, else time and pid.
+fn process_seed() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok()
+    {
+        return u64::from_ne_bytes(bytes);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_hex_and_distinct_per_core_and_call() {
+        let a = RequestIds::new(0);
+        let b = RequestIds::new(1);
+        let (a1, a2, b1) = (a.next(), a.next(), b.next());
+        assert_ne!(a1, a2);
+        assert_ne!(a1, b1);
+        assert!(a1.iter().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(&a1[16..], b"0000000000000001");
+    }
+}

@@ -1,0 +1,184 @@
+//! Per-core pools of idle keep-alive connections to upstream endpoints.
+//!
+//! Owns: the idle connections of every endpoint of every cluster on this core (LIFO, so the
+//! warmest connection is reused and the oldest ones age out), the per-endpoint connection count
+//! and its cap, staleness checks before reuse, and the idle sweep. Must not: connect, read or
+//! write requests (the proxy does), be shared with another core, or keep a connection whose
+//! last response was not read to its end.
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+use strait_protocols::relay::sys;
+
+use crate::config::Config;
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct EndpointPool {
+    /// Oldest first; reuse pops the newest.
+    idle: Vec<Idle>,
+    /// Busy plus idle connections of this endpoint on this core.
+    open: u32,
+}
+
+/// Why a checkout found nothing to reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checkout {
+    /// A pooled connection that passed the staleness check.
+    Reused,
+    /// No usable idle connection; a new one may be opened.
+    Connect,
+    /// The endpoint is at `max_connections_per_endpoint` on this core.
+    Full,
+}
+
+pub(crate) struct Pools {
+    /// [cluster][endpoint]
+    endpoints: Vec<Vec<EndpointPool>>,
+    /// Per cluster: (max idle, idle timeout, max connections).
+    limits: Vec<(usize, Duration, u32)>,
+    /// Stale idle connections found at checkout (closed by the upstream while idle).
+    pub stale_discarded: u64,
+}
+
+impl Pools {
+    pub fn new(config: &Config) -> Pools {
+        Pools {
+            endpoints: config
+                .clusters
+                .iter()
+                .map(|c| {
+                    c.endpoints
+                        .iter()
+                        .map(|_| EndpointPool::default())
+                        .collect()
+                })
+                .collect(),
+            limits: config
+                .clusters
+                .iter()
+                .map(|c| {
+                    (
+                        c.http.pool_max_idle as usize,
+                        c.http.pool_idle_timeout,
+                        c.http.max_connections_per_endpoint,
+                    )
+                })
+                .collect(),
+            stale_discarded: 0,
+        }
+    }
+
+    /// A usable idle connection, or whether a new one may be opened. A `Connect` answer reserves
+    /// the connection slot: call [`opened`](Self::opened)'s counterpart
+    /// [`closed`](Self::closed) if connecting fails.
+    pub fn checkout(
+        &mut self,
+        cluster: usize,
+        endpoint: usize,
+        now: Instant,
+    ) -> (Checkout, Option<TcpStream>) {
+        let Some(pool) = self
+            .endpoints
+            .get_mut(cluster)
+            .and_then(|c| c.get_mut(endpoint))
+        else {
+            return (Checkout::Full, None);
+        };
+        let (_, idle_timeout, max_open) = self.limits[cluster];
+        while let Some(idle) = pool.idle.pop() {
+            let fresh = now.saturating_duration_since(idle.since) < idle_timeout;
+            if fresh && sys::idle_stream_usable(idle.stream.as_raw_fd()) {
+                return (Checkout::Reused, Some(idle.stream));
+            }
+            // Closed (or about to be) by the upstream, or too old: never send a request on it.
+            pool.open = pool.open.saturating_sub(1);
+            if fresh {
+                self.stale_discarded += 1;
+            }
+        }
+        if pool.open >= max_open {
+            return (Checkout::Full, None);
+        }
+        pool.open += 1;
+        (Checkout::Connect, None)
+    }
+
+    /// Returns a connection whose last response was read completely and that may carry another
+    /// request.
+    pub fn checkin(&mut self, cluster: usize, endpoint: usize, stream: TcpStream, now: Instant) {
+        let max_idle = self.limits.get(cluster).map_or(0, |l| l.0);
+        if let Some(pool) = self
+            .endpoints
+            .get_mut(cluster)
+            .and_then(|c| c.get_mut(endpoint))
+        {
+            if pool.idle.len() < max_idle {
+                pool.idle.push(Idle { stream, since: now });
+            } else {
+                pool.open = pool.open.saturating_sub(1);
+            }
+        }
+    }
+
+    /// A connection from `checkout` (reused or newly opened) was closed instead of checked in.
+    pub fn closed(&mut self, cluster: usize, endpoint: usize) {
+        if let Some(pool) = self
+            .endpoints
+            .get_mut(cluster)
+            .and_then(|c| c.get_mut(endpoint))
+        {
+            pool.open = pool.open.saturating_sub(1);
+        }
+    }
+
+    /// Closes idle connections older than their cluster's idle timeout.
+    pub fn sweep(&mut self, now: Instant) {
+        for (cluster, endpoints) in self.endpoints.iter_mut().enumerate() {
+            let idle_timeout = self.limits[cluster].1;
+            for pool in endpoints {
+                let expired = pool
+                    .idle
+                    .iter()
+                    .take_while(|i| now.saturating_duration_since(i.since) >= idle_timeout)
+                    .count();
+                if expired > 0 {
+                    pool.idle.drain(..expired);
+                    pool.open = pool.open.saturating_sub(expired as u32);
+                }
+            }
+        }
+    }
+
+    /// Drops every idle connection (drain).
+    pub fn clear(&mut self) {
+        for pool in self.endpoints.iter_mut().flatten() {
+            pool.open = pool.open.saturating_sub(pool.idle.len() as u32);
+            pool.idle.clear();
+        }
+    }
+
+    /// Idle connections on this core, per cluster.
+    pub fn idle_count(&self, cluster: usize) -> usize {
+        self.endpoints
+            .get(cluster)
+            .map_or(0, |c| c.iter().map(|p| p.idle.len()).sum())
+    }
+
+    /// The sweep period for these pools: half the shortest idle timeout, at least 100 ms.
+    pub fn sweep_period(config: &Config) -> Duration {
+        config
+            .clusters
+            .iter()
+            .map(|c| c.http.pool_idle_timeout / 2)
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_millis(100))
+    }
+}

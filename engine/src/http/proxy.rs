@@ -1,0 +1,1242 @@
+//! One client connection on an HTTP listener, from its first request to close.
+//!
+//! Owns: the request loop (read a head under the header deadline, route, answer or forward,
+//! stream both bodies, decide keep-alive), upstream selection with failover and the one safe
+//! retry on a reused connection, proxy error responses, timeouts, per-route accounting and the
+//! access log record. Must not: parse or frame HTTP itself (the codec does), hold a `RefCell`
+//! borrow across an `.await`, buffer a body beyond one read, or log at info/warn for events a
+//! client can cause at will (those are counted; the access log records them).
+//!
+//! Memory per connection: one boxed state with the two parsed heads (~5 KiB), the client buffer
+//! (4 KiB, growing only to the configured head limits), the upstream buffer (16 KiB) and the
+//! output buffer (grows to the largest head plus one read of body). Requests are served one at a
+//! time, so pipelined requests are answered in order by construction.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use strait_balancer::{Balancer, TriedSet};
+use strait_protocols::http1::{
+    BodyDecoder, ChunkHeader, Event, HeadScanner, HttpError, Method, RequestFraming, RequestHead,
+    ResponseFraming, ResponseHead, Version, CHUNK_DATA_END, LAST_CHUNK,
+};
+use strait_protocols::relay::sys;
+use tracing::debug;
+
+use super::access_log::AccessRecord;
+use super::head::{self, ClientFraming, ClientResponse, LocalResponse, UpstreamRequest};
+use super::pool::Checkout;
+use super::route::rewrite_path;
+use super::HttpListenerState;
+use crate::config::{HttpListenerConfig, RouteAction, RouteConfig};
+use crate::core::CoreContext;
+use crate::stats::RouteCounters;
+use crate::tcp_proxy::{connect_endpoint, ConnectionGuard};
+
+const CLIENT_BUFFER: usize = 4 * 1024;
+const UPSTREAM_BUFFER: usize = 16 * 1024;
+/// Output is written once it holds this much (a head plus body data, or re-framed chunks).
+const FLUSH_AT: usize = 64 * 1024;
+/// Body data up to this size is copied behind its head so both go out in one write.
+const COALESCE_MAX: usize = 32 * 1024;
+/// Client-supplied request ids longer than this are replaced by our own.
+const MAX_REQUEST_ID: usize = 200;
+
+/// Serves one accepted connection on an HTTP listener.
+pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: SocketAddr) {
+    let ctx = guard.context().clone();
+    let listener_index = guard.listener_index();
+    let (Some(config), Some(state)) = (
+        ctx.config.listeners[listener_index].http.as_deref(),
+        ctx.http.listeners[listener_index].as_ref(),
+    ) else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let mut conn = Box::new(Conn {
+        ctx: &ctx,
+        listener_index,
+        slot: guard.slot(),
+        config,
+        state,
+        client,
+        peer,
+        buf: Vec::with_capacity(CLIENT_BUFFER),
+        start: 0,
+        head: RequestHead::new(),
+        response: ResponseHead::new(),
+        upbuf: Vec::with_capacity(UPSTREAM_BUFFER),
+        out: Vec::with_capacity(CLIENT_BUFFER),
+        path: Vec::new(),
+        served: 0,
+    });
+    conn.run().await;
+    drop(guard);
+}
+
+struct Conn<'c> {
+    ctx: &'c Rc<CoreContext>,
+    listener_index: usize,
+    slot: usize,
+    config: &'c HttpListenerConfig,
+    state: &'c HttpListenerState,
+    client: TcpStream,
+    peer: SocketAddr,
+    /// Bytes read from the client; `buf[start..]` are not consumed yet.
+    buf: Vec<u8>,
+    start: usize,
+    head: RequestHead,
+    response: ResponseHead,
+    upbuf: Vec<u8>,
+    out: Vec<u8>,
+    /// The rewritten path of the current request.
+    path: Vec<u8>,
+    served: u64,
+}
+
+/// What happens to the client connection after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    KeepAlive,
+    Close,
+    /// The response could not be completed: reset so the client never takes a cut body for a
+    /// whole one.
+    Abort,
+}
+
+/// Why the proxy answered instead of the upstream; each maps to one status and one counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Client(HttpError),
+    HeaderTimeout,
+    BodyTimeout,
+    BodyTooLarge,
+    NoRoute,
+    ConnectFailed,
+    PoolFull,
+    UpstreamTimeout,
+    UpstreamProtocol,
+    UpstreamClosed,
+}
+
+impl Fault {
+    fn status(self) -> u16 {
+        match self {
+            Fault::Client(e) => e.status(),
+            Fault::HeaderTimeout | Fault::BodyTimeout => 408,
+            Fault::BodyTooLarge => 413,
+            Fault::NoRoute => 404,
+            Fault::ConnectFailed | Fault::UpstreamProtocol | Fault::UpstreamClosed => 502,
+            Fault::PoolFull => 503,
+            Fault::UpstreamTimeout => 504,
+        }
+    }
+
+    /// For the body of the error response and the access log.
+    fn cause(self) -> &'static str {
+        match self {
+            Fault::Client(e) => e.reason(),
+            Fault::HeaderTimeout => "request head not received in time",
+            Fault::BodyTimeout => "request body stalled",
+            Fault::BodyTooLarge => "request body larger than allowed",
+            Fault::NoRoute => "no route for this host and path",
+            Fault::ConnectFailed => "upstream connect failed",
+            Fault::PoolFull => "no upstream connection available",
+            Fault::UpstreamTimeout => "upstream response timed out",
+            Fault::UpstreamProtocol => "invalid upstream response",
+            Fault::UpstreamClosed => "upstream closed the connection",
+        }
+    }
+
+    fn log_name(self) -> &'static str {
+        match self {
+            Fault::Client(_) => "bad_request",
+            Fault::HeaderTimeout => "header_timeout",
+            Fault::BodyTimeout => "body_timeout",
+            Fault::BodyTooLarge => "body_too_large",
+            Fault::NoRoute => "no_route",
+            Fault::ConnectFailed => "connect_failed",
+            Fault::PoolFull => "pool_full",
+            Fault::UpstreamTimeout => "upstream_timeout",
+            Fault::UpstreamProtocol => "upstream_protocol",
+            Fault::UpstreamClosed => "upstream_closed",
+        }
+    }
+
+    fn count(self, c: &RouteCounters) {
+        match self {
+            Fault::Client(_) | Fault::HeaderTimeout | Fault::BodyTimeout | Fault::BodyTooLarge => {
+                c.client_errors.inc()
+            }
+            Fault::NoRoute => {}
+            Fault::ConnectFailed | Fault::UpstreamProtocol | Fault::UpstreamClosed => {
+                c.upstream_errors.inc()
+            }
+            Fault::PoolFull => c.unavailable.inc(),
+            Fault::UpstreamTimeout => c.upstream_timeouts.inc(),
+        }
+    }
+}
+
+/// Per-request facts for accounting and the access log.
+struct Exchange {
+    started: Instant,
+    time: SystemTime,
+    slot: usize,
+    route: Option<usize>,
+    request_id: [u8; MAX_REQUEST_ID],
+    request_id_len: usize,
+    status: u16,
+    bytes_in: u64,
+    bytes_out: u64,
+    upstream: Option<SocketAddr>,
+    upstream_micros: Option<u64>,
+    fault: Option<Fault>,
+}
+
+impl Exchange {
+    fn request_id(&self) -> &[u8] {
+        &self.request_id[..self.request_id_len]
+    }
+}
+
+/// The outcome of the upstream part of a request.
+enum Forwarded {
+    Done(Next),
+    /// Answer this instead (nothing was sent to the client yet).
+    Fault(Fault, Next),
+}
+
+impl<'c> Conn<'c> {
+    async fn run(&mut self) {
+        loop {
+            let next = match self.read_head().await {
+                Ok(true) => self.handle().await,
+                Ok(false) => Next::Close,
+                Err(fault) => {
+                    self.refuse_unrouted(fault).await;
+                    Next::Close
+                }
+            };
+            self.served += 1;
+            match next {
+                Next::KeepAlive => {}
+                Next::Close => {
+                    self.linger_close().await;
+                    return;
+                }
+                Next::Abort => {
+                    let _ = sys::set_linger_zero(self.client.as_raw_fd());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads until `self.head` holds a complete request head at `buf[start..]`. `Ok(false)`: the
+    /// client closed or went idle between requests (nothing to answer).
+    async fn read_head(&mut self) -> Result<bool, Fault> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let t = &self.config.timeouts;
+        let mut scanner = HeadScanner::new();
+        let mut deadline = (!self.buf.is_empty()).then(|| Instant::now() + t.header_read);
+        let mut parse_now = !self.buf.is_empty();
+        loop {
+            if parse_now || scanner.should_parse(&self.buf, &self.state.limits) {
+                parse_now = false;
+                match self.head.parse(&self.buf, &self.state.limits) {
+                    Ok(Some(_)) => return Ok(true),
+                    Ok(None) => {}
+                    Err(e) => return Err(Fault::Client(e)),
+                }
+            }
+            let wait = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None if self.ctx.draining.get() => return Ok(false),
+                None if self.served == 0 => t.header_read,
+                None => t.keepalive,
+            };
+            if wait.is_zero() {
+                return Err(Fault::HeaderTimeout);
+            }
+            let idle = deadline.is_none();
+            if idle {
+                self.ctx.open_sockets.borrow_mut().set_idle(self.slot, true);
+            }
+            let read =
+                monoio::time::timeout(wait, read_more(&mut self.client, &mut self.buf)).await;
+            if idle {
+                self.ctx
+                    .open_sockets
+                    .borrow_mut()
+                    .set_idle(self.slot, false);
+            }
+            match read {
+                Err(_) if idle => return Ok(false),
+                Err(_) => return Err(Fault::HeaderTimeout),
+                Ok(Ok(0)) | Ok(Err(_)) => return Ok(false),
+                Ok(Ok(n)) => {
+                    self.stats().listeners[self.listener_index]
+                        .received_bytes
+                        .add(n as u64);
+                    if deadline.is_none() {
+                        deadline = Some(Instant::now() + t.header_read);
+                        // Parse after the first read so garbage (TLS to a plaintext port) is
+                        // refused at once rather than when the head limit is reached.
+                        parse_now = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn stats(&self) -> &crate::stats::CoreStats {
+        &self.ctx.stats
+    }
+
+    /// Answers a request refused before routing (malformed, over a limit, or too slow).
+    async fn refuse_unrouted(&mut self, fault: Fault) {
+        let mut x = self.exchange(None);
+        x.bytes_in = (self.buf.len() - self.start) as u64;
+        self.stats().routes[x.slot].requests.inc();
+        let id = self.ctx.http.next_request_id();
+        x.request_id[..32].copy_from_slice(&id);
+        x.request_id_len = 32;
+        self.respond_fault(&mut x, fault, true, false).await;
+        self.finish(&x, None);
+    }
+
+    fn exchange(&self, route: Option<usize>) -> Exchange {
+        Exchange {
+            started: Instant::now(),
+            time: SystemTime::now(),
+            slot: self
+                .ctx
+                .http
+                .route_slots
+                .slot(&self.ctx.config, self.listener_index, route),
+            route,
+            request_id: [0; MAX_REQUEST_ID],
+            request_id_len: 0,
+            status: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            upstream: None,
+            upstream_micros: None,
+            fault: None,
+        }
+    }
+
+    /// One request whose head is parsed in `buf[..consumed]`.
+    async fn handle(&mut self) -> Next {
+        let buf = &self.buf[..];
+        let head = &self.head;
+        let route = self.state.table.find(
+            head.authority(buf),
+            head.path_and_query(buf),
+            head.method_bytes(buf),
+            |name| head.headers().find(name, buf),
+        );
+        let mut x = self.exchange(route);
+        let consumed = self.head_len();
+        x.bytes_in = consumed as u64;
+        match head.headers().find(b"x-request-id", buf) {
+            Some(id) if !id.is_empty() && id.len() <= MAX_REQUEST_ID => {
+                x.request_id[..id.len()].copy_from_slice(id);
+                x.request_id_len = id.len();
+            }
+            _ => {
+                let id = self.ctx.http.next_request_id();
+                x.request_id[..32].copy_from_slice(&id);
+                x.request_id_len = 32;
+            }
+        }
+        let counters = &self.ctx.stats.routes[x.slot];
+        counters.requests.inc();
+        let keep_alive = head.keep_alive() && !self.ctx.draining.get();
+        let http10 = head::is_http10(head.version());
+        let framing = head.framing();
+        let has_body = !matches!(
+            framing,
+            RequestFraming::None | RequestFraming::ContentLength(0)
+        );
+        let Some(route_index) = route else {
+            self.start = consumed;
+            // The body (if any) is not read: closing is the only way to stay in sync.
+            let next = self
+                .respond_fault(&mut x, Fault::NoRoute, !keep_alive || has_body, http10)
+                .await;
+            self.finish(&x, None);
+            return next;
+        };
+        let route_config = &self.config.routes[route_index];
+        let max_body = route_config
+            .max_body_size
+            .unwrap_or(self.config.limits.max_body_size);
+        if let RequestFraming::ContentLength(n) = framing {
+            if n > max_body {
+                self.start = consumed;
+                let next = self
+                    .respond_fault(&mut x, Fault::BodyTooLarge, true, http10)
+                    .await;
+                self.finish(&x, Some(route_config));
+                return next;
+            }
+        }
+        let next = match &route_config.action {
+            RouteAction::Respond(fixed) => {
+                self.start = consumed;
+                self.out.clear();
+                let head_only = self.head.method() == Method::Head;
+                let close = !keep_alive || has_body;
+                head::write_local_response(
+                    &LocalResponse {
+                        status: fixed.status,
+                        content_type: &fixed.content_type,
+                        body: fixed.body.as_bytes(),
+                        location: fixed.location.as_deref(),
+                        request_id: x.request_id(),
+                        close,
+                        keep_alive_1_0: http10 && !close,
+                        head_only,
+                        edits: Some(&route_config.response_headers),
+                    },
+                    &mut self.out,
+                );
+                x.status = fixed.status;
+                match self.write_out_to_client(&mut x).await {
+                    Ok(()) if close => Next::Close,
+                    Ok(()) => Next::KeepAlive,
+                    Err(_) => Next::Abort,
+                }
+            }
+            RouteAction::Forward(forward) => {
+                let cluster = match forward.clusters.as_slice() {
+                    [only] => only.cluster,
+                    all => {
+                        let picked = self.state.splits[route_index]
+                            .as_ref()
+                            .and_then(|s| s.borrow_mut().pick(&|_| false));
+                        all[picked.unwrap_or(0)].cluster
+                    }
+                };
+                self.path.clear();
+                match &forward.rewrite {
+                    Some(rw) => {
+                        rewrite_path(rw, self.head.path_and_query(&self.buf), &mut self.path)
+                    }
+                    None => self
+                        .path
+                        .extend_from_slice(self.head.path_and_query(&self.buf)),
+                }
+                match self
+                    .forward(&mut x, route_config, cluster, keep_alive, max_body)
+                    .await
+                {
+                    Forwarded::Done(next) => next,
+                    Forwarded::Fault(fault, next) => {
+                        let close = next != Next::KeepAlive || !keep_alive;
+                        self.respond_fault(&mut x, fault, close, http10).await
+                    }
+                }
+            }
+        };
+        self.finish(&x, Some(route_config));
+        next
+    }
+
+    fn head_len(&self) -> usize {
+        // The parse succeeded on `buf`; re-deriving the length is cheaper than storing it
+        // separately and cannot disagree.
+        match self.head.clone().parse(&self.buf, &self.state.limits) {
+            Ok(Some(n)) => n,
+            _ => self.buf.len(),
+        }
+    }
+
+    /// Writes a proxy error response; returns what to do with the connection.
+    async fn respond_fault(
+        &mut self,
+        x: &mut Exchange,
+        fault: Fault,
+        close: bool,
+        http10: bool,
+    ) -> Next {
+        x.fault = Some(fault);
+        x.status = fault.status();
+        fault.count(&self.ctx.stats.routes[x.slot]);
+        let mut body = [0u8; 160];
+        let text = {
+            use std::io::Write;
+            let mut cursor = io::Cursor::new(&mut body[..]);
+            let _ = writeln!(
+                cursor,
+                "{} {}: {}",
+                x.status,
+                head::canonical_reason(x.status),
+                fault.cause()
+            );
+            cursor.position() as usize
+        };
+        self.out.clear();
+        head::write_local_response(
+            &LocalResponse {
+                status: x.status,
+                content_type: "text/plain; charset=utf-8",
+                body: &body[..text],
+                location: None,
+                request_id: x.request_id(),
+                close,
+                keep_alive_1_0: http10 && !close,
+                head_only: false,
+                edits: None,
+            },
+            &mut self.out,
+        );
+        debug!(listener = %self.ctx.config.listeners[self.listener_index].name, client = %self.peer,
+            status = x.status, cause = fault.log_name(), "request answered by the proxy");
+        match self.write_out_to_client(x).await {
+            Ok(()) if close => Next::Close,
+            Ok(()) => Next::KeepAlive,
+            Err(_) => Next::Abort,
+        }
+    }
+
+    async fn write_out_to_client(&mut self, x: &mut Exchange) -> io::Result<()> {
+        let n = self.out.len();
+        let deadline = self.config.timeouts.upstream_body;
+        let out = std::mem::take(&mut self.out);
+        let (res, out) = match monoio::time::timeout(deadline, self.client.write_all(out)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.out = Vec::with_capacity(CLIENT_BUFFER);
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+        };
+        self.out = out;
+        self.out.clear();
+        res?;
+        x.bytes_out += n as u64;
+        self.ctx.stats.listeners[self.listener_index]
+            .sent_bytes
+            .add(n as u64);
+        Ok(())
+    }
+
+    /// Accounting and the access log line for a finished exchange.
+    fn finish(&self, x: &Exchange, route: Option<&RouteConfig>) {
+        let counters = &self.ctx.stats.routes[x.slot];
+        counters.response(x.status);
+        counters.received_bytes.add(x.bytes_in);
+        counters.sent_bytes.add(x.bytes_out);
+        let micros = x.started.elapsed().as_micros() as u64;
+        if let Ok(mut h) = self.ctx.histograms.try_borrow_mut() {
+            if let Some(h) = h.request_micros.get_mut(x.slot) {
+                h.saturating_record(micros.max(1));
+            }
+        }
+        let Ok(mut log) = self.ctx.http.access_log.try_borrow_mut() else {
+            return;
+        };
+        let Some(log) = log.as_mut() else { return };
+        if !log.wants(x.status) {
+            return;
+        }
+        let buf = &self.buf[..];
+        let head = &self.head;
+        let parsed = x
+            .fault
+            .is_none_or(|f| !matches!(f, Fault::Client(_) | Fault::HeaderTimeout));
+        let field = |name: &[u8]| {
+            if parsed {
+                head.headers().find(name, buf).unwrap_or(b"")
+            } else {
+                b""
+            }
+        };
+        log.log(&AccessRecord {
+            time: x.time,
+            listener: &self.ctx.config.listeners[self.listener_index].name,
+            route: route.map_or("", |r| r.name.as_str()),
+            request_id: x.request_id(),
+            client: self.peer,
+            method: if parsed { head.method_bytes(buf) } else { b"" },
+            host: if parsed {
+                head.authority(buf).unwrap_or(b"")
+            } else {
+                b""
+            },
+            path: if parsed {
+                head.path_and_query(buf)
+            } else {
+                b""
+            },
+            protocol: if parsed { head.version().as_str() } else { "" },
+            status: x.status,
+            bytes_in: x.bytes_in,
+            bytes_out: x.bytes_out,
+            upstream: x.upstream,
+            upstream_micros: x.upstream_micros,
+            total_micros: micros,
+            user_agent: field(b"user-agent"),
+            referer: field(b"referer"),
+            error: x.fault.map_or("", Fault::log_name),
+        });
+    }
+
+    /// Forwards the current request to `cluster` and relays the response.
+    async fn forward(
+        &mut self,
+        x: &mut Exchange,
+        route: &RouteConfig,
+        cluster: usize,
+        keep_alive: bool,
+        max_body: u64,
+    ) -> Forwarded {
+        let ctx = self.ctx;
+        let cluster_config = &ctx.config.clusters[cluster];
+        let cluster_counters = &ctx.stats.cluster_http[cluster];
+        cluster_counters.requests.inc();
+        let head_len = self.head_len();
+        let framing = self.head.framing();
+        let method = self.head.method();
+        let idempotent = matches!(
+            method,
+            Method::Get
+                | Method::Head
+                | Method::Options
+                | Method::Trace
+                | Method::Put
+                | Method::Delete
+        );
+        let bodiless = matches!(
+            framing,
+            RequestFraming::None | RequestFraming::ContentLength(0)
+        );
+        let mut tried = TriedSet::new();
+        let mut retried = false;
+        let mut any_full = false;
+        loop {
+            // 1. An upstream connection: pooled, or new with failover over endpoints.
+            let Some((mut upstream, endpoint, reused)) = self
+                .upstream_connection(cluster, &mut tried, &mut any_full)
+                .await
+            else {
+                let fault = if any_full {
+                    cluster_counters.pool_full.inc();
+                    Fault::PoolFull
+                } else {
+                    ctx.stats.clusters[cluster].unavailable.inc();
+                    Fault::ConnectFailed
+                };
+                self.start = head_len;
+                return Forwarded::Fault(
+                    fault,
+                    if bodiless {
+                        Next::KeepAlive
+                    } else {
+                        Next::Close
+                    },
+                );
+            };
+            let endpoint_address = cluster_config.endpoints[endpoint].address;
+            x.upstream = Some(endpoint_address);
+            ctx.open_sockets
+                .borrow_mut()
+                .set_upstream(self.slot, upstream.as_raw_fd());
+
+            // 2. The request head and body.
+            let sent = self
+                .send_request(
+                    x,
+                    route,
+                    cluster,
+                    endpoint_address,
+                    &mut upstream,
+                    head_len,
+                    max_body,
+                )
+                .await;
+            let request_complete = match sent {
+                Ok(()) => true,
+                Err(SendError::Upstream) if reused && !retried && idempotent && bodiless => {
+                    // The pooled connection died between the staleness check and our write.
+                    self.discard(cluster, endpoint, upstream);
+                    cluster_counters.retries.inc();
+                    retried = true;
+                    continue;
+                }
+                Err(SendError::Upstream) => {
+                    self.discard(cluster, endpoint, upstream);
+                    cluster_counters.upstream_protocol_errors.inc();
+                    return Forwarded::Fault(Fault::UpstreamClosed, Next::Close);
+                }
+                Err(SendError::Client(fault)) => {
+                    self.discard(cluster, endpoint, upstream);
+                    return match fault {
+                        Some(f) => Forwarded::Fault(f, Next::Close),
+                        None => Forwarded::Done(Next::Abort),
+                    };
+                }
+            };
+            debug_assert!(request_complete);
+
+            // 3. The response head.
+            let sent_at = Instant::now();
+            let head = self.read_response_head(&mut upstream, method).await;
+            let micros = sent_at.elapsed().as_micros() as u64;
+            match head {
+                Ok(()) => {
+                    x.upstream_micros = Some(micros);
+                    if let Ok(mut h) = ctx.histograms.try_borrow_mut() {
+                        if let Some(h) = h.upstream_micros.get_mut(cluster) {
+                            h.saturating_record(micros.max(1));
+                        }
+                    }
+                }
+                Err(ResponseFault::ClosedEarly) if reused && !retried && idempotent && bodiless => {
+                    self.discard(cluster, endpoint, upstream);
+                    cluster_counters.retries.inc();
+                    retried = true;
+                    // The request is still in `buf[..head_len]`: send it again.
+                    self.start = 0;
+                    continue;
+                }
+                Err(f) => {
+                    self.discard(cluster, endpoint, upstream);
+                    let fault = match f {
+                        ResponseFault::Timeout => {
+                            cluster_counters.upstream_timeouts.inc();
+                            Fault::UpstreamTimeout
+                        }
+                        ResponseFault::ClosedEarly => {
+                            cluster_counters.upstream_protocol_errors.inc();
+                            Fault::UpstreamClosed
+                        }
+                        ResponseFault::Invalid => {
+                            cluster_counters.upstream_protocol_errors.inc();
+                            Fault::UpstreamProtocol
+                        }
+                    };
+                    return Forwarded::Fault(fault, Next::Close);
+                }
+            }
+
+            // 4. The response to the client.
+            let next = self
+                .relay_response(x, route, cluster, endpoint, upstream, keep_alive)
+                .await;
+            return Forwarded::Done(next);
+        }
+    }
+
+    /// A pooled or new connection to an endpoint of `cluster`: (stream, endpoint, reused).
+    async fn upstream_connection(
+        &mut self,
+        cluster: usize,
+        tried: &mut TriedSet,
+        any_full: &mut bool,
+    ) -> Option<(TcpStream, usize, bool)> {
+        let ctx = self.ctx;
+        let attempts = ctx.config.clusters[cluster].connect_attempts;
+        let counters = &ctx.stats.cluster_http[cluster];
+        let mut connects = 0;
+        while connects < attempts {
+            let picked = ctx.balancers[cluster]
+                .borrow_mut()
+                .pick(&|i| tried.contains(i));
+            let endpoint = picked?;
+            let (checkout, stream) =
+                ctx.http
+                    .pools
+                    .borrow_mut()
+                    .checkout(cluster, endpoint, Instant::now());
+            match (checkout, stream) {
+                (Checkout::Reused, Some(stream)) => {
+                    // Not marked tried: the retry path may come back to this endpoint.
+                    counters.pool_hits.inc();
+                    return Some((stream, endpoint, true));
+                }
+                (Checkout::Full, _) => {
+                    tried.insert(endpoint);
+                    *any_full = true;
+                    continue;
+                }
+                _ => {
+                    tried.insert(endpoint);
+                }
+            }
+            connects += 1;
+            match connect_endpoint(ctx, cluster, endpoint).await {
+                Some(stream) => {
+                    counters.pool_misses.inc();
+                    return Some((stream, endpoint, false));
+                }
+                None => ctx.http.pools.borrow_mut().closed(cluster, endpoint),
+            }
+        }
+        None
+    }
+
+    fn discard(&self, cluster: usize, endpoint: usize, upstream: TcpStream) {
+        let _ = sys::set_linger_zero(upstream.as_raw_fd());
+        drop(upstream);
+        self.ctx.http.pools.borrow_mut().closed(cluster, endpoint);
+        self.ctx
+            .open_sockets
+            .borrow_mut()
+            .set_upstream(self.slot, -1);
+    }
+
+    /// Writes the request head and streams its body upstream. On return `start` is past the
+    /// request.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_request(
+        &mut self,
+        x: &mut Exchange,
+        route: &RouteConfig,
+        cluster: usize,
+        endpoint: SocketAddr,
+        upstream: &mut TcpStream,
+        head_len: usize,
+        max_body: u64,
+    ) -> Result<(), SendError> {
+        let framing = self.head.framing();
+        let chunked = framing == RequestFraming::Chunked;
+        self.out.clear();
+        let generated;
+        let has_id = self
+            .head
+            .headers()
+            .find(b"x-request-id", &self.buf)
+            .is_some_and(|id| id == x.request_id());
+        let fallback = format_address(endpoint);
+        {
+            generated = (!has_id).then(|| x.request_id());
+            head::write_upstream_request(
+                &UpstreamRequest {
+                    buf: &self.buf,
+                    head: &self.head,
+                    target: &self.path,
+                    host_override: self.ctx.config.clusters[cluster].http.host.as_deref(),
+                    fallback_host: fallback.as_str(),
+                    client_ip: self.peer.ip(),
+                    trust_forwarded: self.config.trust_forwarded,
+                    generated_request_id: generated,
+                    edits: &route.request_headers,
+                    chunked,
+                },
+                &mut self.out,
+            );
+        }
+        self.start = head_len;
+        let mut body = BodyDecoder::for_request(framing, &self.state.limits);
+        if body.is_done() {
+            return self.flush_upstream(upstream).await;
+        }
+        // 100-continue: we answer it ourselves once an upstream is ready for the body (the
+        // Expect field is not forwarded), and only if the client is still waiting for it.
+        if self.head.expects_continue() && self.start == self.buf.len() {
+            let (res, _) = self.client.write_all(head::CONTINUE).await;
+            res.map_err(|_| SendError::Client(None))?;
+        }
+        let mut total: u64 = 0;
+        let body_timeout = self.config.timeouts.client_body;
+        loop {
+            let step = body
+                .decode(&self.buf[self.start..])
+                .map_err(|e| SendError::Client(Some(Fault::Client(e))))?;
+            match step.event {
+                Event::Data(range) => {
+                    let data = &self.buf[self.start + range.start..self.start + range.end];
+                    total += data.len() as u64;
+                    if total > max_body {
+                        return Err(SendError::Client(Some(Fault::BodyTooLarge)));
+                    }
+                    if chunked {
+                        if let Some(h) = ChunkHeader::new(data.len() as u64) {
+                            self.out.extend_from_slice(h.as_bytes());
+                        }
+                        self.out.extend_from_slice(data);
+                        self.out.extend_from_slice(CHUNK_DATA_END);
+                    } else {
+                        self.out.extend_from_slice(data);
+                    }
+                    self.start += step.consumed;
+                    if self.out.len() >= FLUSH_AT {
+                        self.flush_upstream(upstream).await?;
+                    }
+                }
+                Event::NeedMore => {
+                    self.start += step.consumed;
+                    self.flush_upstream(upstream).await?;
+                    self.buf.drain(..self.start);
+                    self.start = 0;
+                    match monoio::time::timeout(
+                        body_timeout,
+                        read_more(&mut self.client, &mut self.buf),
+                    )
+                    .await
+                    {
+                        Err(_) => return Err(SendError::Client(Some(Fault::BodyTimeout))),
+                        Ok(Ok(0)) | Ok(Err(_)) => return Err(SendError::Client(None)),
+                        Ok(Ok(n)) => {
+                            x.bytes_in += n as u64;
+                            self.ctx.stats.listeners[self.listener_index]
+                                .received_bytes
+                                .add(n as u64);
+                        }
+                    }
+                }
+                Event::End { trailers } => {
+                    if chunked {
+                        self.out.extend_from_slice(LAST_CHUNK);
+                        let t = &self.buf[self.start + trailers.start..self.start + trailers.end];
+                        self.out.extend_from_slice(t);
+                    }
+                    self.start += step.consumed;
+                    return self.flush_upstream(upstream).await;
+                }
+            }
+            x.bytes_in = x.bytes_in.max(total);
+        }
+    }
+
+    async fn flush_upstream(&mut self, upstream: &mut TcpStream) -> Result<(), SendError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let timeout = self.config.timeouts.upstream_body;
+        match monoio::time::timeout(timeout, upstream.write_all(out)).await {
+            Ok((res, mut out)) => {
+                out.clear();
+                self.out = out;
+                res.map(drop).map_err(|_| SendError::Upstream)
+            }
+            Err(_) => Err(SendError::Upstream),
+        }
+    }
+
+    /// Reads the response head (skipping interim 1xx responses) into `upbuf`; on success
+    /// `self.response` holds it and `upbuf` starts with it.
+    async fn read_response_head(
+        &mut self,
+        upstream: &mut TcpStream,
+        method: Method,
+    ) -> Result<(), ResponseFault> {
+        self.upbuf.clear();
+        let deadline = Instant::now() + self.config.timeouts.upstream_response;
+        let context = self.head.response_context();
+        let _ = method;
+        let mut scanner = HeadScanner::new();
+        let mut received_any = false;
+        loop {
+            if scanner.should_parse(&self.upbuf, &self.state.limits) || !self.upbuf.is_empty() {
+                match self
+                    .response
+                    .parse(&self.upbuf, context, &self.state.limits)
+                {
+                    Ok(Some(n))
+                        if self.response.is_informational() && self.response.status() != 101 =>
+                    {
+                        // 100 Continue (we never send Expect) and 103 Early Hints are dropped.
+                        self.upbuf.drain(..n);
+                        scanner = HeadScanner::new();
+                        continue;
+                    }
+                    Ok(Some(_)) => return Ok(()),
+                    Ok(None) => {}
+                    Err(_) => return Err(ResponseFault::Invalid),
+                }
+            }
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                return Err(ResponseFault::Timeout);
+            }
+            match monoio::time::timeout(wait, read_more(upstream, &mut self.upbuf)).await {
+                Err(_) => return Err(ResponseFault::Timeout),
+                Ok(Ok(0)) | Ok(Err(_)) if !received_any => return Err(ResponseFault::ClosedEarly),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(ResponseFault::Invalid),
+                Ok(Ok(_)) => received_any = true,
+            }
+        }
+    }
+
+    /// Sends the response head and body to the client; checks the upstream connection back in
+    /// when it can carry another request.
+    async fn relay_response(
+        &mut self,
+        x: &mut Exchange,
+        route: &RouteConfig,
+        cluster: usize,
+        endpoint: usize,
+        mut upstream: TcpStream,
+        keep_alive: bool,
+    ) -> Next {
+        let http10 = head::is_http10(self.head.version());
+        let head_len = match self.response.clone().parse(
+            &self.upbuf,
+            self.head.response_context(),
+            &self.state.limits,
+        ) {
+            Ok(Some(n)) => n,
+            _ => self.upbuf.len(),
+        };
+        let upstream_framing = self.response.framing();
+        let client_framing = match upstream_framing {
+            ResponseFraming::Chunked | ResponseFraming::CloseDelimited if http10 => {
+                ClientFraming::Close
+            }
+            ResponseFraming::Chunked | ResponseFraming::CloseDelimited => ClientFraming::Chunked,
+            _ => ClientFraming::AsIs,
+        };
+        let close = !keep_alive || client_framing == ClientFraming::Close;
+        x.status = self.response.status();
+        self.out.clear();
+        head::write_client_response(
+            &ClientResponse {
+                buf: &self.upbuf,
+                head: &self.response,
+                framing: client_framing,
+                close,
+                keep_alive_1_0: http10 && !close,
+                request_id: x.request_id(),
+                edits: &route.response_headers,
+            },
+            &mut self.out,
+        );
+        let mut body = BodyDecoder::for_response(upstream_framing, &self.state.limits);
+        let mut pos = head_len;
+        let timeout = self.config.timeouts.upstream_body;
+        let reframe = client_framing == ClientFraming::Chunked;
+        let mut upstream_eof = false;
+        loop {
+            let step = match body.decode(&self.upbuf[pos..]) {
+                Ok(step) => step,
+                Err(_) => {
+                    self.ctx.stats.cluster_http[cluster]
+                        .upstream_protocol_errors
+                        .inc();
+                    self.discard(cluster, endpoint, upstream);
+                    let _ = self.write_out_to_client(x).await;
+                    return Next::Abort;
+                }
+            };
+            match step.event {
+                Event::Data(range) => {
+                    let (a, b) = (pos + range.start, pos + range.end);
+                    if reframe {
+                        if let Some(h) = ChunkHeader::new((b - a) as u64) {
+                            self.out.extend_from_slice(h.as_bytes());
+                        }
+                        self.out.extend_from_slice(&self.upbuf[a..b]);
+                        self.out.extend_from_slice(CHUNK_DATA_END);
+                    } else if b - a <= COALESCE_MAX
+                        || !self.out.is_empty() && self.out.len() + (b - a) <= FLUSH_AT
+                    {
+                        self.out.extend_from_slice(&self.upbuf[a..b]);
+                    } else {
+                        // Large data: write the pending head, then the data straight from the
+                        // upstream buffer (no copy).
+                        if self.write_out_to_client(x).await.is_err() {
+                            self.discard(cluster, endpoint, upstream);
+                            return Next::Abort;
+                        }
+                        if self.write_upbuf_to_client(x, a, b).await.is_err() {
+                            self.discard(cluster, endpoint, upstream);
+                            return Next::Abort;
+                        }
+                    }
+                    pos += step.consumed;
+                    if self.out.len() >= FLUSH_AT && self.write_out_to_client(x).await.is_err() {
+                        self.discard(cluster, endpoint, upstream);
+                        return Next::Abort;
+                    }
+                }
+                Event::NeedMore => {
+                    if upstream_eof {
+                        // Close-delimited bodies end here; anything else was cut short.
+                        if body.on_eof().is_err() {
+                            self.ctx.stats.cluster_http[cluster]
+                                .upstream_protocol_errors
+                                .inc();
+                            let _ = self.write_out_to_client(x).await;
+                            self.discard(cluster, endpoint, upstream);
+                            return Next::Abort;
+                        }
+                        if reframe {
+                            self.out.extend_from_slice(b"0\r\n\r\n");
+                        }
+                        let _ = self.write_out_to_client(x).await;
+                        self.discard(cluster, endpoint, upstream);
+                        return if reframe && !close {
+                            Next::KeepAlive
+                        } else {
+                            Next::Close
+                        };
+                    }
+                    if !self.out.is_empty() && self.write_out_to_client(x).await.is_err() {
+                        self.discard(cluster, endpoint, upstream);
+                        return Next::Abort;
+                    }
+                    self.upbuf.clear();
+                    pos = 0;
+                    match monoio::time::timeout(timeout, read_more(&mut upstream, &mut self.upbuf))
+                        .await
+                    {
+                        Ok(Ok(0)) => upstream_eof = true,
+                        Ok(Ok(_)) => {}
+                        Ok(Err(_)) | Err(_) => {
+                            self.ctx.stats.cluster_http[cluster].upstream_timeouts.inc();
+                            self.discard(cluster, endpoint, upstream);
+                            return Next::Abort;
+                        }
+                    }
+                }
+                Event::End { trailers } => {
+                    if reframe {
+                        self.out.extend_from_slice(LAST_CHUNK);
+                        let t = &self.upbuf[pos + trailers.start..pos + trailers.end];
+                        self.out.extend_from_slice(t);
+                    } else if client_framing == ClientFraming::Close {
+                        // Trailers cannot be sent without chunked framing; they are dropped.
+                    }
+                    pos += step.consumed;
+                    let extra = pos < self.upbuf.len();
+                    let written = self.write_out_to_client(x).await;
+                    if self.response.keep_alive() && !extra {
+                        self.ctx
+                            .open_sockets
+                            .borrow_mut()
+                            .set_upstream(self.slot, -1);
+                        self.ctx.http.pools.borrow_mut().checkin(
+                            cluster,
+                            endpoint,
+                            upstream,
+                            Instant::now(),
+                        );
+                    } else {
+                        if extra {
+                            self.ctx.stats.cluster_http[cluster]
+                                .upstream_protocol_errors
+                                .inc();
+                        }
+                        self.discard(cluster, endpoint, upstream);
+                    }
+                    return match written {
+                        Err(_) => Next::Abort,
+                        Ok(()) if close => Next::Close,
+                        Ok(()) => Next::KeepAlive,
+                    };
+                }
+            }
+        }
+    }
+
+    async fn write_upbuf_to_client(
+        &mut self,
+        x: &mut Exchange,
+        a: usize,
+        b: usize,
+    ) -> io::Result<()> {
+        let upbuf = std::mem::take(&mut self.upbuf);
+        let timeout = self.config.timeouts.upstream_body;
+        match monoio::time::timeout(timeout, self.client.write_all(upbuf.slice(a..b))).await {
+            Ok((res, slice)) => {
+                self.upbuf = slice.into_inner();
+                res?;
+                x.bytes_out += (b - a) as u64;
+                self.ctx.stats.listeners[self.listener_index]
+                    .sent_bytes
+                    .add((b - a) as u64);
+                Ok(())
+            }
+            Err(_) => {
+                self.upbuf = Vec::with_capacity(UPSTREAM_BUFFER);
+                Err(io::ErrorKind::TimedOut.into())
+            }
+        }
+    }
+
+    /// Closes after a final response without losing it: stop sending, then read and discard
+    /// what the client still sends for a short while, so our close does not turn into a reset
+    /// that destroys the response in the client's receive buffer (RFC 9112 §9.6).
+    async fn linger_close(&mut self) {
+        let fd = self.client.as_raw_fd();
+        if sys::shutdown_write(fd).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(2);
+        let mut discarded = 0usize;
+        self.buf.clear();
+        self.start = 0;
+        while discarded < 256 * 1024 {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                break;
+            }
+            match monoio::time::timeout(wait, read_more(&mut self.client, &mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    discarded += n;
+                    self.buf.clear();
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum SendError {
+    /// Writing to the upstream failed.
+    Upstream,
+    /// The client's body was invalid, too large or too slow (`Some`: answer it), or the client
+    /// went away (`None`).
+    Client(Option<Fault>),
+}
+
+impl From<SendError> for Forwarded {
+    fn from(_: SendError) -> Forwarded {
+        Forwarded::Done(Next::Abort)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ResponseFault {
+    Timeout,
+    /// The connection closed (or reset) before any response byte.
+    ClosedEarly,
+    Invalid,
+}
+
+/// Reads more bytes into the spare capacity of `buf`, growing it when full. `Ok(0)` is EOF.
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(buf.capacity().max(CLIENT_BUFFER));
+    }
+    let owned = std::mem::take(buf);
+    let len = owned.len();
+    let cap = owned.capacity();
+    let (res, slice) = stream.read(owned.slice_mut(len..cap)).await;
+    *buf = slice.into_inner();
+    res
+}
+
+fn format_address(a: SocketAddr) -> String {
+    a.to_string()
+}
+
+#[allow(dead_code)]
+fn version_str(v: Version) -> &'static str {
+    v.as_str()
+}

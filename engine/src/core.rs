@@ -187,7 +187,7 @@ impl CoreContext {
                 .iter()
                 .map(|_| LogLimit::per_second())
                 .collect(),
-            http: HttpCore::new(&config, index, access_log),
+            http: HttpCore::new(&config, &stats, access_log),
             config,
             stats,
         }
@@ -293,10 +293,17 @@ pub(crate) async fn run(
 async fn http_housekeeping(ctx: Rc<CoreContext>) {
     let sweep_every = Pools::sweep_period(&ctx.config);
     let mut last_sweep = Instant::now();
+    let mut dropped = 0;
     loop {
         monoio::time::sleep(http::ACCESS_LOG_FLUSH).await;
         if let Some(log) = ctx.http.access_log.borrow_mut().as_mut() {
             log.flush();
+            let now_dropped = log.dropped_lines();
+            ctx.stats
+                .totals
+                .access_log_dropped
+                .add(now_dropped.saturating_sub(dropped));
+            dropped = now_dropped;
         }
         let now = Instant::now();
         if now.duration_since(last_sweep) >= sweep_every {

@@ -45,6 +45,10 @@ impl Gauge {
     }
 
     #[inline]
+    pub fn sub(&self, n: i64) {
+        self.0.store(self.0.load(Relaxed) - n, Relaxed);
+    }
+
     pub fn dec(&self) {
         self.0.store(self.0.load(Relaxed) - 1, Relaxed);
     }
@@ -64,6 +68,8 @@ pub struct CoreCounters {
     pub accept_errors: Counter,
     pub relayed_splice: Counter,
     pub relayed_copy: Counter,
+    /// Access log lines dropped because the writer thread fell behind.
+    pub access_log_dropped: Counter,
 }
 
 #[repr(align(128))]
@@ -149,6 +155,8 @@ pub struct ClusterHttpCounters {
     pub pool_full: Counter,
     /// Requests retried on a new connection after a reused one failed before any response byte.
     pub retries: Counter,
+    /// Idle keep-alive connections in this core's pool.
+    pub pool_idle: Gauge,
     pub upstream_timeouts: Counter,
     /// Malformed responses, and connections lost mid-response.
     pub upstream_protocol_errors: Counter,

@@ -8,7 +8,7 @@
 //! passes those in), or allocate beyond growing the output buffer.
 
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use strait_protocols::http1::{ContentLengthValue, RequestHead, ResponseHead, Version};
 
@@ -27,7 +27,7 @@ pub(crate) struct UpstreamRequest<'a> {
     /// Host to send; `None` keeps the client's.
     pub host_override: Option<&'a str>,
     /// Sent when neither an override nor a client Host exists (HTTP/1.0): the endpoint address.
-    pub fallback_host: &'a str,
+    pub fallback_host: SocketAddr,
     pub client_ip: IpAddr,
     pub trust_forwarded: bool,
     /// The request id to send when the client sent none.
@@ -48,7 +48,9 @@ pub(crate) fn write_upstream_request(r: &UpstreamRequest<'_>, out: &mut Vec<u8>)
     match (r.host_override, head.authority(buf)) {
         (Some(h), _) => out.extend_from_slice(h.as_bytes()),
         (None, Some(h)) => out.extend_from_slice(h),
-        (None, None) => out.extend_from_slice(r.fallback_host.as_bytes()),
+        (None, None) => {
+            let _ = write!(out, "{}", r.fallback_host);
+        }
     }
     out.extend_from_slice(b"\r\n");
 
@@ -305,18 +307,25 @@ mod tests {
     }
 
     fn forward(raw: &[u8], tweak: impl FnOnce(&mut UpstreamRequest<'_>)) -> String {
+        forward_with(raw, &HeaderEdits::default(), tweak)
+    }
+
+    fn forward_with(
+        raw: &[u8],
+        edits: &HeaderEdits,
+        tweak: impl FnOnce(&mut UpstreamRequest<'_>),
+    ) -> String {
         let head = request(raw);
-        let edits = HeaderEdits::default();
         let mut r = UpstreamRequest {
             buf: raw,
             head: &head,
             target: head.path_and_query(raw),
             host_override: None,
-            fallback_host: "10.0.0.1:80",
+            fallback_host: "10.0.0.1:80".parse().expect("addr"),
             client_ip: "192.0.2.7".parse().expect("ip"),
             trust_forwarded: false,
             generated_request_id: Some(b"rid-1"),
-            edits: &edits,
+            edits,
             chunked: false,
         };
         tweak(&mut r);
@@ -372,11 +381,10 @@ mod tests {
             set: vec![("x-env".into(), "prod".into())],
             add: vec![("x-tag".into(), "a".into())],
         };
-        let out = forward(raw, |r| {
+        let out = forward_with(raw, &edits, |r| {
             r.host_override = Some("api.internal");
             r.generated_request_id = None;
             r.chunked = true;
-            r.edits = &edits;
         });
         assert_eq!(
             out,

@@ -14,13 +14,14 @@ pub(crate) mod proxy;
 pub(crate) mod route;
 
 use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 use std::time::Duration;
 
 use strait_balancer::WeightedRoundRobin;
 use strait_protocols::http1::Limits;
 
 use crate::config::{Config, RouteAction};
-use crate::stats::RouteSlots;
+use crate::stats::{CoreStats, RouteSlots};
 use access_log::CoreAccessLog;
 use pool::Pools;
 use route::RouteTable;
@@ -34,6 +35,8 @@ pub(crate) struct HttpCore {
     pub listeners: Vec<Option<HttpListenerState>>,
     pub pools: RefCell<Pools>,
     pub access_log: RefCell<Option<CoreAccessLog>>,
+    /// Whether `access_log` is set (read per request without a borrow).
+    pub logging: bool,
     pub route_slots: RouteSlots,
     request_ids: RequestIds,
 }
@@ -47,7 +50,12 @@ pub(crate) struct HttpListenerState {
 }
 
 impl HttpCore {
-    pub fn new(config: &Config, core_index: usize, access_log: Option<CoreAccessLog>) -> HttpCore {
+    pub fn new(
+        config: &Config,
+        stats: &Arc<CoreStats>,
+        access_log: Option<CoreAccessLog>,
+    ) -> HttpCore {
+        let core_index = stats.index;
         HttpCore {
             listeners: config
                 .listeners
@@ -78,7 +86,8 @@ impl HttpCore {
                     })
                 })
                 .collect(),
-            pools: RefCell::new(Pools::new(config)),
+            pools: RefCell::new(Pools::new(config, stats.clone())),
+            logging: access_log.is_some(),
             access_log: RefCell::new(access_log),
             route_slots: RouteSlots::new(config),
             request_ids: RequestIds::new(core_index),

@@ -7,12 +7,14 @@
 //! last response was not read to its end.
 
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 use strait_protocols::relay::sys;
 
 use crate::config::Config;
+use crate::stats::CoreStats;
 
 struct Idle {
     stream: TcpStream,
@@ -43,12 +45,12 @@ pub(crate) struct Pools {
     endpoints: Vec<Vec<EndpointPool>>,
     /// Per cluster: (max idle, idle timeout, max connections).
     limits: Vec<(usize, Duration, u32)>,
-    /// Stale idle connections found at checkout (closed by the upstream while idle).
-    pub stale_discarded: u64,
+    /// This core's counters: stale discards and the idle gauge.
+    stats: Arc<CoreStats>,
 }
 
 impl Pools {
-    pub fn new(config: &Config) -> Pools {
+    pub fn new(config: &Config, stats: Arc<CoreStats>) -> Pools {
         Pools {
             endpoints: config
                 .clusters
@@ -71,7 +73,7 @@ impl Pools {
                     )
                 })
                 .collect(),
-            stale_discarded: 0,
+            stats,
         }
     }
 
@@ -92,7 +94,9 @@ impl Pools {
             return (Checkout::Full, None);
         };
         let (_, idle_timeout, max_open) = self.limits[cluster];
+        let counters = &self.stats.cluster_http[cluster];
         while let Some(idle) = pool.idle.pop() {
+            counters.pool_idle.dec();
             let fresh = now.saturating_duration_since(idle.since) < idle_timeout;
             if fresh && sys::idle_stream_usable(idle.stream.as_raw_fd()) {
                 return (Checkout::Reused, Some(idle.stream));
@@ -100,7 +104,7 @@ impl Pools {
             // Closed (or about to be) by the upstream, or too old: never send a request on it.
             pool.open = pool.open.saturating_sub(1);
             if fresh {
-                self.stale_discarded += 1;
+                counters.pool_stale.inc();
             }
         }
         if pool.open >= max_open {
@@ -120,6 +124,7 @@ impl Pools {
             .and_then(|c| c.get_mut(endpoint))
         {
             if pool.idle.len() < max_idle {
+                self.stats.cluster_http[cluster].pool_idle.inc();
                 pool.idle.push(Idle { stream, since: now });
             } else {
                 pool.open = pool.open.saturating_sub(1);
@@ -151,6 +156,9 @@ impl Pools {
                 if expired > 0 {
                     pool.idle.drain(..expired);
                     pool.open = pool.open.saturating_sub(expired as u32);
+                    self.stats.cluster_http[cluster]
+                        .pool_idle
+                        .sub(expired as i64);
                 }
             }
         }
@@ -158,17 +166,15 @@ impl Pools {
 
     /// Drops every idle connection (drain).
     pub fn clear(&mut self) {
-        for pool in self.endpoints.iter_mut().flatten() {
-            pool.open = pool.open.saturating_sub(pool.idle.len() as u32);
-            pool.idle.clear();
+        for (cluster, endpoints) in self.endpoints.iter_mut().enumerate() {
+            for pool in endpoints {
+                pool.open = pool.open.saturating_sub(pool.idle.len() as u32);
+                self.stats.cluster_http[cluster]
+                    .pool_idle
+                    .sub(pool.idle.len() as i64);
+                pool.idle.clear();
+            }
         }
-    }
-
-    /// Idle connections on this core, per cluster.
-    pub fn idle_count(&self, cluster: usize) -> usize {
-        self.endpoints
-            .get(cluster)
-            .map_or(0, |c| c.iter().map(|p| p.idle.len()).sum())
     }
 
     /// The sweep period for these pools: half the shortest idle timeout, at least 100 ms.

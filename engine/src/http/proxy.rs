@@ -70,7 +70,9 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
         buf: Vec::with_capacity(CLIENT_BUFFER),
         start: 0,
         head: RequestHead::new(),
+        head_len: 0,
         response: ResponseHead::new(),
+        response_len: 0,
         upbuf: Vec::with_capacity(UPSTREAM_BUFFER),
         out: Vec::with_capacity(CLIENT_BUFFER),
         path: Vec::new(),
@@ -92,7 +94,11 @@ struct Conn<'c> {
     buf: Vec<u8>,
     start: usize,
     head: RequestHead,
+    /// Length of the current request head at the start of `buf`.
+    head_len: usize,
     response: ResponseHead,
+    /// Length of the current response head at the start of `upbuf`.
+    response_len: usize,
     upbuf: Vec<u8>,
     out: Vec<u8>,
     /// The rewritten path of the current request.
@@ -189,7 +195,6 @@ struct Exchange {
     started: Instant,
     time: SystemTime,
     slot: usize,
-    route: Option<usize>,
     request_id: [u8; MAX_REQUEST_ID],
     request_id_len: usize,
     status: u16,
@@ -254,7 +259,10 @@ impl<'c> Conn<'c> {
             if parse_now || scanner.should_parse(&self.buf, &self.state.limits) {
                 parse_now = false;
                 match self.head.parse(&self.buf, &self.state.limits) {
-                    Ok(Some(_)) => return Ok(true),
+                    Ok(Some(n)) => {
+                        self.head_len = n;
+                        return Ok(true);
+                    }
                     Ok(None) => {}
                     Err(e) => return Err(Fault::Client(e)),
                 }
@@ -318,13 +326,17 @@ impl<'c> Conn<'c> {
     fn exchange(&self, route: Option<usize>) -> Exchange {
         Exchange {
             started: Instant::now(),
-            time: SystemTime::now(),
+            // The wall clock is only needed for the access log.
+            time: if self.ctx.http.logging {
+                SystemTime::now()
+            } else {
+                SystemTime::UNIX_EPOCH
+            },
             slot: self
                 .ctx
                 .http
                 .route_slots
                 .slot(&self.ctx.config, self.listener_index, route),
-            route,
             request_id: [0; MAX_REQUEST_ID],
             request_id_len: 0,
             status: 0,
@@ -347,7 +359,7 @@ impl<'c> Conn<'c> {
             |name| head.headers().find(name, buf),
         );
         let mut x = self.exchange(route);
-        let consumed = self.head_len();
+        let consumed = self.head_len;
         x.bytes_in = consumed as u64;
         match head.headers().find(b"x-request-id", buf) {
             Some(id) if !id.is_empty() && id.len() <= MAX_REQUEST_ID => {
@@ -452,15 +464,6 @@ impl<'c> Conn<'c> {
         };
         self.finish(&x, Some(route_config));
         next
-    }
-
-    fn head_len(&self) -> usize {
-        // The parse succeeded on `buf`; re-deriving the length is cheaper than storing it
-        // separately and cannot disagree.
-        match self.head.clone().parse(&self.buf, &self.state.limits) {
-            Ok(Some(n)) => n,
-            _ => self.buf.len(),
-        }
     }
 
     /// Writes a proxy error response; returns what to do with the connection.
@@ -606,7 +609,7 @@ impl<'c> Conn<'c> {
         let cluster_config = &ctx.config.clusters[cluster];
         let cluster_counters = &ctx.stats.cluster_http[cluster];
         cluster_counters.requests.inc();
-        let head_len = self.head_len();
+        let head_len = self.head_len;
         let framing = self.head.framing();
         let method = self.head.method();
         let idempotent = matches!(
@@ -819,7 +822,6 @@ impl<'c> Conn<'c> {
             .headers()
             .find(b"x-request-id", &self.buf)
             .is_some_and(|id| id == x.request_id());
-        let fallback = format_address(endpoint);
         {
             generated = (!has_id).then(|| x.request_id());
             head::write_upstream_request(
@@ -828,7 +830,7 @@ impl<'c> Conn<'c> {
                     head: &self.head,
                     target: &self.path,
                     host_override: self.ctx.config.clusters[cluster].http.host.as_deref(),
-                    fallback_host: fallback.as_str(),
+                    fallback_host: endpoint,
                     client_ip: self.peer.ip(),
                     trust_forwarded: self.config.trust_forwarded,
                     generated_request_id: generated,
@@ -954,7 +956,10 @@ impl<'c> Conn<'c> {
                         scanner = HeadScanner::new();
                         continue;
                     }
-                    Ok(Some(_)) => return Ok(()),
+                    Ok(Some(n)) => {
+                        self.response_len = n;
+                        return Ok(());
+                    }
                     Ok(None) => {}
                     Err(_) => return Err(ResponseFault::Invalid),
                 }
@@ -984,14 +989,7 @@ impl<'c> Conn<'c> {
         keep_alive: bool,
     ) -> Next {
         let http10 = head::is_http10(self.head.version());
-        let head_len = match self.response.clone().parse(
-            &self.upbuf,
-            self.head.response_context(),
-            &self.state.limits,
-        ) {
-            Ok(Some(n)) => n,
-            _ => self.upbuf.len(),
-        };
+        let head_len = self.response_len;
         let upstream_framing = self.response.framing();
         let client_framing = match upstream_framing {
             ResponseFraming::Chunked | ResponseFraming::CloseDelimited if http10 => {
@@ -1230,10 +1228,6 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usiz
     let (res, slice) = stream.read(owned.slice_mut(len..cap)).await;
     *buf = slice.into_inner();
     res
-}
-
-fn format_address(a: SocketAddr) -> String {
-    a.to_string()
 }
 
 #[allow(dead_code)]

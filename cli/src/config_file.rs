@@ -9,7 +9,8 @@
 //! Every problem in the file is reported, each with `file:line:column`, the dotted key path
 //! (`listener[0].cluster`), what is wrong and what would be valid. The document is parsed into
 //! toml's spanned tree and walked by hand with a table cursor (see `cursor`), so unknown keys,
-//! type errors and bad values are all collected instead of stopping at the first one.
+//! type errors and bad values are all collected instead of stopping at the first one. The HTTP
+//! part of the schema (routes, cluster HTTP settings, the access log) lives in `http`.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,6 +24,9 @@ use strait_engine::config::{
 use toml::de::{DeTable, DeValue};
 
 mod cursor;
+mod http;
+#[cfg(test)]
+mod http_tests;
 #[cfg(test)]
 mod tests;
 mod values;
@@ -138,7 +142,14 @@ fn syntax_message(text: &str, message: &str, span: &Span) -> String {
     out
 }
 
-const ROOT_KEYS: &[&str] = &["runtime", "admin", "log", "listener", "cluster"];
+const ROOT_KEYS: &[&str] = &[
+    "runtime",
+    "admin",
+    "log",
+    "access_log",
+    "listener",
+    "cluster",
+];
 const RUNTIME_KEYS: &[&str] = &[
     "cores",
     "io_driver",
@@ -150,6 +161,7 @@ const RUNTIME_KEYS: &[&str] = &[
 ];
 const ADMIN_KEYS: &[&str] = &["address"];
 const LOG_KEYS: &[&str] = &["level", "format"];
+/// Ends with `http::LISTENER_HTTP_KEYS`.
 const LISTENER_KEYS: &[&str] = &[
     "name",
     "address",
@@ -157,6 +169,17 @@ const LISTENER_KEYS: &[&str] = &[
     "cluster",
     "idle_timeout",
     "backlog",
+    "route",
+    "trust_forwarded",
+    "max_request_line",
+    "max_header_size",
+    "max_headers",
+    "max_body_size",
+    "header_read_timeout",
+    "client_body_timeout",
+    "keepalive_timeout",
+    "upstream_response_timeout",
+    "upstream_body_timeout",
 ];
 const CLUSTER_KEYS: &[&str] = &[
     "name",
@@ -164,6 +187,10 @@ const CLUSTER_KEYS: &[&str] = &[
     "connect_attempts",
     "proxy_protocol",
     "endpoints",
+    "host",
+    "pool_max_idle",
+    "pool_idle_timeout",
+    "max_connections_per_endpoint",
 ];
 const ENDPOINT_KEYS: &[&str] = &["address", "weight"];
 
@@ -216,6 +243,10 @@ fn walk(ctx: &mut Ctx<'_>, root_span: Span, root: &DeTable<'_>) -> Config {
         Some(t) => log(ctx, t),
         None => LogConfig::default(),
     };
+    let access_log = top
+        .get(ctx, "access_log")
+        .and_then(|f| f.table(ctx, "[access_log]", http::ACCESS_LOG_KEYS))
+        .map(|t| http::access_log(ctx, t));
     let (clusters, cluster_names) = match top.get(ctx, "cluster") {
         Some(f) => clusters(ctx, &f),
         None => (Vec::new(), Vec::new()),
@@ -235,7 +266,7 @@ fn walk(ctx: &mut Ctx<'_>, root_span: Span, root: &DeTable<'_>) -> Config {
         log,
         listeners,
         clusters,
-        access_log: None,
+        access_log,
     }
 }
 
@@ -351,6 +382,7 @@ fn clusters(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> (Vec<ClusterConfig>, Ve
             if let Some(f) = t.require(ctx, "endpoints") {
                 c.endpoints = endpoints(ctx, &f);
             }
+            http::upstream(ctx, &mut t, &mut c.http);
             t.finish(ctx);
         }
         clusters.push(c);
@@ -416,7 +448,7 @@ fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> V
     }
     let mut listeners = Vec::new();
     let mut names: Vec<(String, Span)> = Vec::new();
-    let mut addresses: Vec<(SocketAddr, Span)> = Vec::new();
+    let mut addresses: Vec<(SocketAddr, bool, Span)> = Vec::new();
     for item in &items {
         let mut l = ListenerConfig {
             name: String::new(),
@@ -441,10 +473,20 @@ fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> V
                     l.name = n;
                 }
             }
+            // `None`: written but invalid (reported); HTTP keys are then read without complaint.
+            let mut protocol = Some(ListenerProtocol::Tcp);
+            let protocol_field = t.get(ctx, "protocol");
+            if let Some(f) = &protocol_field {
+                protocol = choice(ctx, f, ListenerProtocol::parse, ListenerProtocol::VALID);
+            }
             if let Some(f) = t.require(ctx, "address") {
-                if let Some(a) = address(ctx, &f) {
+                // TCP and UDP sockets may share an address; with an unknown protocol, the address
+                // is left out of the duplicate checks (here and in `Config::validate`).
+                if let (Some(a), Some(p)) = (address(ctx, &f), protocol) {
+                    let stream = p.is_stream();
                     if a.port() != 0 {
-                        if let Some((_, first)) = addresses.iter().find(|(o, _)| *o == a) {
+                        let same = |(o, s, _): &&(SocketAddr, bool, Span)| *o == a && *s == stream;
+                        if let Some((_, _, first)) = addresses.iter().find(same) {
                             let (line, _) = ctx.line_col(first.start);
                             f.error(
                                 ctx,
@@ -454,26 +496,19 @@ fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> V
                             );
                         }
                     }
-                    addresses.push((a, f.span()));
+                    addresses.push((a, stream, f.span()));
                     l.address = a;
                 }
             }
-            if let Some(f) = t.get(ctx, "protocol") {
-                if let Some(v) = choice(ctx, &f, ListenerProtocol::parse, ListenerProtocol::VALID) {
-                    l.protocol = v;
-                }
-            }
-            if let Some(f) = t.require(ctx, "cluster") {
-                if let Some(n) = f.str(ctx, "a cluster name (a string)") {
-                    match clusters
-                        .iter()
-                        .position(|c| matches!(c, Some((o, _)) if o == n))
-                    {
-                        Some(i) => l.cluster = Some(i),
-                        None => f.error(ctx, unknown_cluster(n, clusters)),
-                    }
-                }
-            }
+            // Required for TCP and UDP; on an http listener, a catch-all route.
+            let cluster_field = match protocol {
+                Some(ListenerProtocol::Tcp | ListenerProtocol::Udp) => t.require(ctx, "cluster"),
+                _ => t.get(ctx, "cluster"),
+            };
+            let cluster = cluster_field
+                .as_ref()
+                .and_then(|f| resolve_cluster(ctx, f, clusters));
+            let http_keys = http::HttpKeys::take(ctx, &mut t);
             if let Some(f) = t.get(ctx, "idle_timeout") {
                 if let Some(d) = duration(ctx, &f, true) {
                     l.idle_timeout = d;
@@ -485,10 +520,40 @@ fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> V
                 }
             }
             t.finish(ctx);
+            match protocol {
+                Some(p @ (ListenerProtocol::Tcp | ListenerProtocol::Udp)) => {
+                    http_keys.reject(ctx, p, protocol_field.is_some());
+                    l.protocol = p;
+                    l.cluster = Some(cluster.unwrap_or(usize::MAX));
+                }
+                p => {
+                    let catch_all = match (&cluster_field, cluster) {
+                        (None, _) => http::CatchAll::None,
+                        (Some(_), Some(c)) => http::CatchAll::Cluster(c),
+                        (Some(_), None) => http::CatchAll::Unresolved,
+                    };
+                    let h = http::listener(ctx, item, &http_keys, catch_all, p.is_some(), clusters);
+                    l.protocol = ListenerProtocol::Http;
+                    l.cluster = None;
+                    l.http = Some(Box::new(h));
+                }
+            }
         }
         listeners.push(l);
     }
     listeners
+}
+
+/// The index of the cluster a field names; reports an unknown name (listing the defined ones).
+fn resolve_cluster(ctx: &mut Ctx<'_>, f: &Field<'_, '_>, clusters: &[NameAt]) -> Option<usize> {
+    let n = f.str(ctx, "a cluster name (a string)")?;
+    let found = clusters
+        .iter()
+        .position(|c| matches!(c, Some((o, _)) if o == n));
+    if found.is_none() {
+        f.error(ctx, unknown_cluster(n, clusters));
+    }
+    found
 }
 
 fn unknown_cluster(name: &str, clusters: &[NameAt]) -> String {

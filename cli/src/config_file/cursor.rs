@@ -141,6 +141,13 @@ pub(super) fn a_type(v: &DeValue<'_>) -> &'static str {
     }
 }
 
+/// One entry of a table whose keys are data (header names), not schema keys.
+pub(super) struct Entry<'a, 'i> {
+    pub(super) key: &'a str,
+    pub(super) key_span: Span,
+    pub(super) field: Field<'a, 'i>,
+}
+
 /// One value taken out of a table, with its dotted path.
 pub(super) struct Field<'a, 'i> {
     pub(super) path: String,
@@ -247,6 +254,38 @@ impl<'a, 'i> Field<'a, 'i> {
                 })
                 .collect(),
         )
+    }
+
+    /// The entries of a table whose keys are free-form (such as header names), in file order, as
+    /// `path.key` fields (keys that are not bare TOML keys are quoted in the path).
+    pub(super) fn entries(&self, ctx: &mut Ctx<'_>, expected: &str) -> Option<Vec<Entry<'a, 'i>>> {
+        let DeValue::Table(table) = self.value.get_ref() else {
+            self.type_error(ctx, expected);
+            return None;
+        };
+        let mut out: Vec<Entry<'a, 'i>> = table
+            .iter()
+            .map(|(k, v)| {
+                let key: &'a str = k.get_ref();
+                let bare = !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                let path = if bare {
+                    format!("{}.{key}", self.path)
+                } else {
+                    format!("{}.{key:?}", self.path)
+                };
+                ctx.record(&path, v.span());
+                Entry {
+                    key,
+                    key_span: k.span(),
+                    field: Field::new(path, v),
+                }
+            })
+            .collect();
+        out.sort_by_key(|e| e.key_span.start);
+        Some(out)
     }
 }
 

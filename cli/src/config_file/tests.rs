@@ -318,7 +318,8 @@ fn unknown_keys_suggest_the_closest_and_list_the_valid_ones() {
     assert_eq!(
         errors(&text),
         ["strait.toml:9:1: cluster[0].idel_timeout: unknown key \"idel_timeout\"; valid keys in \
-          [[cluster]]: \"name\", \"connect_timeout\", \"connect_attempts\", \"proxy_protocol\", \"endpoints\""]
+          [[cluster]]: \"name\", \"connect_timeout\", \"connect_attempts\", \"proxy_protocol\", \"endpoints\", \
+          \"host\", \"pool_max_idle\", \"pool_idle_timeout\", \"max_connections_per_endpoint\""]
     );
 
     let text = MINIMAL.replace(
@@ -329,7 +330,10 @@ fn unknown_keys_suggest_the_closest_and_list_the_valid_ones() {
         errors(&text),
         ["strait.toml:5:1: listener[0].idel_timeout: unknown key \"idel_timeout\" (did you mean \
           \"idle_timeout\"?); valid keys in [[listener]]: \"name\", \"address\", \"protocol\", \
-          \"cluster\", \"idle_timeout\", \"backlog\""]
+          \"cluster\", \"idle_timeout\", \"backlog\", \"route\", \"trust_forwarded\", \"max_request_line\", \
+          \"max_header_size\", \"max_headers\", \"max_body_size\", \"header_read_timeout\", \
+          \"client_body_timeout\", \"keepalive_timeout\", \"upstream_response_timeout\", \
+          \"upstream_body_timeout\""]
     );
 }
 
@@ -340,13 +344,15 @@ fn unknown_tables_and_nested_keys_are_reported_once() {
         errors(&text),
         [
             "strait.toml:10:2: listeners: unknown key \"listeners\" (did you mean \"listener\"?); \
-             valid keys in the top level: \"runtime\", \"admin\", \"log\", \"listener\", \"cluster\"",
+             valid keys in the top level: \"runtime\", \"admin\", \"log\", \"access_log\", \"listener\", \
+             \"cluster\"",
             // A dotted key makes a table.
             "strait.toml:15:1: runtime.relay: expected a string (\"splice\" or \"copy\"), found a table",
             // [[cluster.endpoint]] adds a key to the last [[cluster]].
             "strait.toml:17:11: cluster[0].endpoint: unknown key \"endpoint\" (did you mean \
              \"endpoints\"?); valid keys in [[cluster]]: \"name\", \"connect_timeout\", \
-             \"connect_attempts\", \"proxy_protocol\", \"endpoints\"",
+             \"connect_attempts\", \"proxy_protocol\", \"endpoints\", \"host\", \"pool_max_idle\", \
+             \"pool_idle_timeout\", \"max_connections_per_endpoint\"",
         ]
     );
 }
@@ -467,7 +473,10 @@ endpoints = [{ address = "127.0.0.1:9000", weight = 1001 }, { address = "0.0.0.0
             "invalid address \"localhost:8080\": the host must be an IP address (host names are not \
              resolved); write IP:port such as \"127.0.0.1:8080\" or \"[::1]:8080\"",
             "unknown key \"idel_timeout\" (did you mean \"idle_timeout\"?); valid keys in [[listener]]: \
-             \"name\", \"address\", \"protocol\", \"cluster\", \"idle_timeout\", \"backlog\"",
+             \"name\", \"address\", \"protocol\", \"cluster\", \"idle_timeout\", \"backlog\", \"route\", \
+             \"trust_forwarded\", \"max_request_line\", \"max_header_size\", \"max_headers\", \
+             \"max_body_size\", \"header_read_timeout\", \"client_body_timeout\", \"keepalive_timeout\", \
+             \"upstream_response_timeout\", \"upstream_body_timeout\"",
             "must be between 1 and 65535, found 70000",
             "must be between 1 and 16, found 0",
             "must be between 1 and 1000, found 1001",

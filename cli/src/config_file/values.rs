@@ -73,6 +73,11 @@ pub(super) fn duration(ctx: &mut Ctx<'_>, f: &Field<'_, '_>, nonzero: bool) -> O
 
 /// A byte size, as a string with a unit (`"256KiB"`) or an integer number of bytes.
 pub(super) fn size(ctx: &mut Ctx<'_>, f: &Field<'_, '_>, min: u32, max: u32) -> Option<u32> {
+    size_u64(ctx, f, min.into(), max.into()).and_then(|n| u32::try_from(n).ok())
+}
+
+/// [`size`] for sizes that may exceed 4GiB (request bodies); `max = u64::MAX` means no upper bound.
+pub(super) fn size_u64(ctx: &mut Ctx<'_>, f: &Field<'_, '_>, min: u64, max: u64) -> Option<u64> {
     let n: i128 = match f.value.get_ref() {
         DeValue::String(s) => match parse_size(s) {
             Ok(n) => n.into(),
@@ -90,27 +95,45 @@ pub(super) fn size(ctx: &mut Ctx<'_>, f: &Field<'_, '_>, min: u32, max: u32) -> 
             return None;
         }
     };
-    if (i128::from(min)..=i128::from(max)).contains(&n) {
-        return Some(n as u32);
+    if let Ok(v) = u64::try_from(n) {
+        if (min..=max).contains(&v) {
+            return Some(v);
+        }
     }
-    f.error(
-        ctx,
+    let message = if max == u64::MAX {
+        format!(
+            "must be at least {} ({min} bytes), found {n} bytes",
+            human_size(min)
+        )
+    } else {
         format!(
             "must be between {} and {} ({min} and {max} bytes), found {n} bytes",
             human_size(min),
             human_size(max)
-        ),
-    );
+        )
+    };
+    f.error(ctx, message);
     None
 }
 
-fn human_size(n: u32) -> String {
-    if n >= 1 << 20 && n & ((1 << 20) - 1) == 0 {
-        format!("{}MiB", n >> 20)
-    } else if n >= 1 << 10 && n & ((1 << 10) - 1) == 0 {
-        format!("{}KiB", n >> 10)
-    } else {
-        format!("{n}B")
+fn human_size(n: u64) -> String {
+    const UNITS: [(u32, &str); 3] = [(30, "GiB"), (20, "MiB"), (10, "KiB")];
+    for (shift, unit) in UNITS {
+        if n >= 1 << shift && n & ((1 << shift) - 1) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
+}
+
+/// `true` or `false`.
+pub(super) fn boolean(ctx: &mut Ctx<'_>, f: &Field<'_, '_>) -> Option<bool> {
+    match f.value.get_ref() {
+        DeValue::Boolean(b) => Some(*b),
+        _ => {
+            f.type_error(ctx, "a boolean (true or false)");
+            None
+        }
     }
 }
 

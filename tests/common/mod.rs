@@ -359,3 +359,5 @@ pub fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
 }
 
 pub type Shared<T> = Arc<Mutex<T>>;
+
+pub mod http;

@@ -29,6 +29,19 @@ struct EndpointPool {
     open: u32,
 }
 
+/// Whether a checkout may hand out a pooled connection, and how carefully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// Only after a non-blocking peek shows the upstream has not closed it: for requests that
+    /// cannot be retried if the connection turns out dead.
+    Checked,
+    /// Without the peek (one syscall less per request): for idempotent, bodiless requests, which
+    /// are retried once on a new connection if the reused one fails before answering.
+    Unchecked,
+    /// Never: the retry itself.
+    Never,
+}
+
 /// Why a checkout found nothing to reuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Checkout {
@@ -78,13 +91,13 @@ impl Pools {
     }
 
     /// A usable idle connection, or whether a new one may be opened. A `Connect` answer reserves
-    /// the connection slot: call [`opened`](Self::opened)'s counterpart
-    /// [`closed`](Self::closed) if connecting fails.
+    /// the connection slot: call [`closed`](Self::closed) if connecting fails.
     pub fn checkout(
         &mut self,
         cluster: usize,
         endpoint: usize,
         now: Instant,
+        reuse: Reuse,
     ) -> (Checkout, Option<TcpStream>) {
         let Some(pool) = self
             .endpoints
@@ -95,10 +108,11 @@ impl Pools {
         };
         let (_, idle_timeout, max_open) = self.limits[cluster];
         let counters = &self.stats.cluster_http[cluster];
-        while let Some(idle) = pool.idle.pop() {
+        while let Some(idle) = pool.idle.pop().filter(|_| reuse != Reuse::Never) {
             counters.pool_idle.dec();
             let fresh = now.saturating_duration_since(idle.since) < idle_timeout;
-            if fresh && sys::idle_stream_usable(idle.stream.as_raw_fd()) {
+            let usable = reuse == Reuse::Unchecked || sys::idle_stream_usable(idle.stream.as_raw_fd());
+            if fresh && usable {
                 return (Checkout::Reused, Some(idle.stream));
             }
             // Closed (or about to be) by the upstream, or too old: never send a request on it.

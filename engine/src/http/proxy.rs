@@ -31,7 +31,7 @@ use tracing::debug;
 
 use super::access_log::AccessRecord;
 use super::head::{self, ClientFraming, ClientResponse, LocalResponse, UpstreamRequest};
-use super::pool::Checkout;
+use super::pool::{Checkout, Reuse};
 use super::route::rewrite_path;
 use super::HttpListenerState;
 use crate::config::{HttpListenerConfig, RouteAction, RouteConfig};
@@ -630,8 +630,15 @@ impl<'c> Conn<'c> {
         let mut any_full = false;
         loop {
             // 1. An upstream connection: pooled, or new with failover over endpoints.
+            let reuse = if retried {
+                Reuse::Never
+            } else if idempotent && bodiless {
+                Reuse::Unchecked
+            } else {
+                Reuse::Checked
+            };
             let Some((mut upstream, endpoint, reused)) = self
-                .upstream_connection(cluster, &mut tried, &mut any_full)
+                .upstream_connection(cluster, &mut tried, &mut any_full, reuse)
                 .await
             else {
                 let fault = if any_full {
@@ -748,6 +755,7 @@ impl<'c> Conn<'c> {
         cluster: usize,
         tried: &mut TriedSet,
         any_full: &mut bool,
+        reuse: Reuse,
     ) -> Option<(TcpStream, usize, bool)> {
         let ctx = self.ctx;
         let attempts = ctx.config.clusters[cluster].connect_attempts;
@@ -762,7 +770,7 @@ impl<'c> Conn<'c> {
                 ctx.http
                     .pools
                     .borrow_mut()
-                    .checkout(cluster, endpoint, Instant::now());
+                    .checkout(cluster, endpoint, Instant::now(), reuse);
             match (checkout, stream) {
                 (Checkout::Reused, Some(stream)) => {
                     // Not marked tried: the retry path may come back to this endpoint.

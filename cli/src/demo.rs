@@ -1,8 +1,10 @@
 //! `strait demo`: Strait in front of two built-in origins on loopback, ready for curl and nc.
 //!
 //! Owns: the demo origins (blocking threads: they are scenery, not the thing measured) and the
-//! embedded demo configuration. An origin answers an HTTP/1.x request with a short page naming
-//! itself, and echoes any other bytes back unchanged, so both `curl` and `nc` show the round robin.
+//! embedded demo configuration: an HTTP listener with routes (`/api/...` round robin over both
+//! origins with the prefix stripped, a redirect, a static home page) and a TCP listener relaying
+//! raw bytes to the same origins. An origin answers an HTTP/1.x request with a short page naming
+//! itself and the path it got, and echoes any other bytes back unchanged.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -10,9 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use strait_engine::config::http::defaults as http_defaults;
 use strait_engine::config::{
-    AdminConfig, ClusterConfig, Config, EndpointConfig, ListenerConfig, ListenerProtocol,
-    LogConfig, ProxyProtocol, RuntimeConfig, UpstreamHttpConfig,
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, AdminConfig, ClusterConfig, Config,
+    EndpointConfig, FixedResponse, ForwardAction, HeaderEdits, HostMatch, HttpListenerConfig,
+    ListenerConfig, ListenerProtocol, LogConfig, PathMatch, PrefixRewrite, ProxyProtocol,
+    RouteAction, RouteConfig, RuntimeConfig, UpstreamHttpConfig, WeightedCluster,
 };
 use strait_engine::Server;
 
@@ -106,7 +111,15 @@ fn serve_http(
         };
         let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
         let close = head.contains("connection: close") || head.contains("http/1.0");
-        let body = format!("hello from demo origin {n} ({address}) via strait\n");
+        let request_line = head.lines().next().unwrap_or("");
+        let target = request_line.split(' ').nth(1).unwrap_or("?");
+        let request_id = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id:"))
+            .map_or("-", str::trim);
+        let body = format!(
+            "hello from demo origin {n} ({address}): you asked for {target}, request id {request_id}\n"
+        );
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-demo-origin: {n}\r\n{}\r\n{body}",
             body.len(),
@@ -122,22 +135,99 @@ fn serve_http(
     }
 }
 
-pub fn config(listen: SocketAddr, origins: &Origins) -> Config {
+const HOME_PAGE: &str = "<!doctype html><title>Strait demo</title>\n\
+<h1>Strait demo</h1>\n\
+<p>This page is a fixed response of the route <code>home</code>. Try <code>/api/anything</code> \
+(round robin over two origins, prefix stripped) and <code>/old</code> (a redirect).</p>\n";
+
+fn route(name: &str, path: PathMatch, action: RouteAction) -> RouteConfig {
+    RouteConfig {
+        name: name.into(),
+        host: HostMatch::Any,
+        path,
+        methods: Vec::new(),
+        headers: Vec::new(),
+        action,
+        request_headers: HeaderEdits::default(),
+        response_headers: HeaderEdits::default(),
+        max_body_size: None,
+    }
+}
+
+/// The demo's configuration: HTTP on `listen`, raw TCP on `tcp_listen`, admin on 9901, an access
+/// log on stdout.
+pub fn config(listen: SocketAddr, tcp_listen: SocketAddr, origins: &Origins) -> Config {
+    let mut api = route(
+        "api",
+        PathMatch::Prefix("/api".into()),
+        RouteAction::Forward(ForwardAction {
+            clusters: vec![WeightedCluster {
+                cluster: 0,
+                weight: 1,
+            }],
+            rewrite: Some(PrefixRewrite {
+                from: "/api".into(),
+                to: String::new(),
+            }),
+        }),
+    );
+    api.response_headers
+        .set
+        .push(("x-demo-route".into(), "api".into()));
+    let routes = vec![
+        api,
+        route(
+            "old",
+            PathMatch::Exact("/old".into()),
+            RouteAction::Respond(FixedResponse {
+                status: 301,
+                body: String::new(),
+                content_type: "text/plain; charset=utf-8".into(),
+                location: Some("/".into()),
+            }),
+        ),
+        route(
+            "home",
+            PathMatch::Prefix("/".into()),
+            RouteAction::Respond(FixedResponse {
+                status: 200,
+                body: HOME_PAGE.into(),
+                content_type: "text/html; charset=utf-8".into(),
+                location: None,
+            }),
+        ),
+    ];
     Config {
         runtime: RuntimeConfig::default(),
         admin: Some(AdminConfig {
             address: SocketAddr::from(([127, 0, 0, 1], 9901)),
         }),
         log: LogConfig::default(),
-        listeners: vec![ListenerConfig {
-            name: "demo-tcp".into(),
-            address: listen,
-            protocol: ListenerProtocol::Tcp,
-            cluster: Some(0),
-            idle_timeout: Duration::from_secs(300),
-            backlog: 1024,
-            http: None,
-        }],
+        listeners: vec![
+            ListenerConfig {
+                name: "demo-http".into(),
+                address: listen,
+                protocol: ListenerProtocol::Http,
+                cluster: None,
+                idle_timeout: Duration::from_secs(300),
+                backlog: 1024,
+                http: Some(Box::new(HttpListenerConfig {
+                    routes,
+                    limits: http_defaults::LIMITS,
+                    timeouts: http_defaults::TIMEOUTS,
+                    trust_forwarded: false,
+                })),
+            },
+            ListenerConfig {
+                name: "demo-tcp".into(),
+                address: tcp_listen,
+                protocol: ListenerProtocol::Tcp,
+                cluster: Some(0),
+                idle_timeout: Duration::from_secs(300),
+                backlog: 1024,
+                http: None,
+            },
+        ],
         clusters: vec![ClusterConfig {
             name: "demo-origins".into(),
             endpoints: origins
@@ -150,31 +240,41 @@ pub fn config(listen: SocketAddr, origins: &Origins) -> Config {
             proxy_protocol: ProxyProtocol::Off,
             http: UpstreamHttpConfig::default(),
         }],
-        access_log: None,
+        access_log: Some(AccessLogConfig {
+            target: AccessLogTarget::Stdout,
+            format: AccessLogFormat::Json,
+            sample: 1,
+        }),
     }
 }
 
 pub fn print_banner(server: &Server, origins: &Origins) {
-    let listen = server.listener_addresses()[0];
+    let addresses = server.listener_addresses();
+    let (http, tcp) = (addresses[0], addresses[1]);
     let origin_list: Vec<String> = origins.addresses.iter().map(ToString::to_string).collect();
     println!("Strait demo is running (Ctrl-C to stop).");
     println!(
-        "  TCP proxy  {listen}  ->  demo origins {} (round robin)",
+        "  HTTP proxy {http}  ->  routes: /api/* round robin over demo origins {} (prefix stripped), /old redirect, / home page",
         origin_list.join(", ")
     );
+    println!("  TCP proxy  {tcp}  ->  the same origins, raw bytes (round robin)");
     if let Some(admin) = server.admin_address() {
         println!("  admin      http://{admin}/  (metrics, stats, healthz, readyz)");
     }
+    println!("  access log JSON lines on stdout, below");
     println!();
     println!("Try:");
-    println!("  curl -s http://{listen}/              # answered by origin 1, then 2, ...");
+    println!("  curl -s http://{http}/api/users       # origin 1, then 2, ... (it sees /users)");
+    println!("  curl -si http://{http}/old            # 301 to /");
+    println!("  curl -s http://{http}/                # the home page, answered by Strait itself");
     println!(
         "  printf 'hello\\n' | nc -N {} {}    # raw TCP, echoed back",
-        listen.ip(),
-        listen.port()
+        tcp.ip(),
+        tcp.port()
     );
     if let Some(admin) = server.admin_address() {
         println!("  curl -s http://{admin}/stats");
-        println!("  curl -s http://{admin}/metrics | grep ^strait_listener");
+        println!("  curl -s http://{admin}/metrics | grep ^strait_http_requests");
     }
+    println!();
 }

@@ -61,6 +61,9 @@ struct DemoArgs {
     /// Address of the demo's proxy listener.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
+    /// Address of the demo's raw TCP listener.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    tcp_listen: std::net::SocketAddr,
     #[command(flatten)]
     overrides: Overrides,
 }
@@ -185,7 +188,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_START);
                 }
             };
-            let mut config = demo::config(args.listen, &origins);
+            let mut config = demo::config(args.listen, args.tcp_listen, &origins);
             if let Err(e) = args.overrides.apply(&mut config) {
                 eprintln!("strait demo: {e}");
                 return ExitCode::from(2);
@@ -208,7 +211,7 @@ fn run(config: Config, demo_origins: Option<&demo::Origins>) -> ExitCode {
                     strait_engine::StartError::Bind(_) | strait_engine::StartError::Admin(..)
                 )
             {
-                eprintln!("strait demo: pick other ports with --listen ADDR and --admin ADDR");
+                eprintln!("strait demo: pick other ports with --listen ADDR, --tcp-listen ADDR and --admin ADDR");
             }
             return ExitCode::from(EXIT_START);
         }

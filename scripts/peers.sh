@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks Strait beside NGINX and HAProxy with the shared harness (../shared/bench/peers.sh):
-# proxy pinned on core 1, load generator and origins on core 0. Strait runs as a TCP (L4) proxy:
-# port 19025 forwards to the harness's iperf3 sink (the L4 scenario), and port 19005 forwards to
-# its HTTP origin, so HTTP scenarios measure Strait's L4 relay against the peers' L7 proxying —
-# report those rows as such until the HTTP/1.1 proxy lands.
+# proxy pinned on core 1, load generator and origins on core 0. Port 19025 is Strait's TCP (L4)
+# listener in front of the harness's iperf3 sink (the L4 scenario); port 19005 is its HTTP/1.1
+# reverse proxy (one catch-all route, pooled keep-alive upstream connections) in front of the
+# harness's HTTP origin, like the peers' L7 configurations.
 #
-#   scripts/peers.sh                      # L4 scenario, pinned, full length
+#   scripts/peers.sh                      # HTTP and L4 scenarios, pinned, full length
 #   SCENARIOS="l4 small churn" QUICK=1 scripts/peers.sh
 #
 # STRAIT_RUNTIME adds lines to Strait's [runtime] table (e.g. 'relay = "copy"'), STRAIT_FLAGS adds
@@ -20,7 +20,7 @@ if [[ ! -e /usr/lib/nginx/modules/ngx_stream_module.so ]]; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnginx-mod-stream >/dev/null
 fi
 cargo build --release -p strait
-export SCENARIOS=${SCENARIOS:-l4} VARIANTS=${VARIANTS:-pinned}
+export SCENARIOS=${SCENARIOS:-"small 16k churn l4"} VARIANTS=${VARIANTS:-pinned}
 export CANDIDATE_NAME=strait CANDIDATE_PORT=19005 CANDIDATE_TCP_PORT=19025
 STRAIT_BIN=$(pwd)/target/release/strait
 export STRAIT_BIN
@@ -38,8 +38,9 @@ name = "l4"
 address = "127.0.0.1:$CANDIDATE_TCP_PORT"
 cluster = "iperf"
 [[listener]]
-name = "http-as-l4"
+name = "http"
 address = "127.0.0.1:$CANDIDATE_PORT"
+protocol = "http"
 cluster = "origin"
 [[cluster]]
 name = "iperf"

@@ -24,7 +24,7 @@ use monoio::net::TcpStream;
 use strait_balancer::{Balancer, TriedSet};
 use strait_protocols::http1::{
     BodyDecoder, ChunkHeader, Event, HeadScanner, HttpError, Method, RequestFraming, RequestHead,
-    ResponseFraming, ResponseHead, Version, CHUNK_DATA_END, LAST_CHUNK,
+    ResponseContext, ResponseFraming, ResponseHead, Version, CHUNK_DATA_END, LAST_CHUNK,
 };
 use strait_protocols::relay::sys;
 use tracing::debug;
@@ -124,6 +124,8 @@ enum Fault {
     BodyTimeout,
     BodyTooLarge,
     NoRoute,
+    /// CONNECT: Strait is a reverse proxy, not a forward proxy or tunnel.
+    MethodNotAllowed,
     ConnectFailed,
     PoolFull,
     UpstreamTimeout,
@@ -138,6 +140,7 @@ impl Fault {
             Fault::HeaderTimeout | Fault::BodyTimeout => 408,
             Fault::BodyTooLarge => 413,
             Fault::NoRoute => 404,
+            Fault::MethodNotAllowed => 405,
             Fault::ConnectFailed | Fault::UpstreamProtocol | Fault::UpstreamClosed => 502,
             Fault::PoolFull => 503,
             Fault::UpstreamTimeout => 504,
@@ -152,6 +155,7 @@ impl Fault {
             Fault::BodyTimeout => "request body stalled",
             Fault::BodyTooLarge => "request body larger than allowed",
             Fault::NoRoute => "no route for this host and path",
+            Fault::MethodNotAllowed => "CONNECT is not supported by this proxy",
             Fault::ConnectFailed => "upstream connect failed",
             Fault::PoolFull => "no upstream connection available",
             Fault::UpstreamTimeout => "upstream response timed out",
@@ -167,6 +171,7 @@ impl Fault {
             Fault::BodyTimeout => "body_timeout",
             Fault::BodyTooLarge => "body_too_large",
             Fault::NoRoute => "no_route",
+            Fault::MethodNotAllowed => "method_not_allowed",
             Fault::ConnectFailed => "connect_failed",
             Fault::PoolFull => "pool_full",
             Fault::UpstreamTimeout => "upstream_timeout",
@@ -181,6 +186,7 @@ impl Fault {
                 c.client_errors.inc()
             }
             Fault::NoRoute => {}
+            Fault::MethodNotAllowed => c.client_errors.inc(),
             Fault::ConnectFailed | Fault::UpstreamProtocol | Fault::UpstreamClosed => {
                 c.upstream_errors.inc()
             }
@@ -381,6 +387,14 @@ impl<'c> Conn<'c> {
             framing,
             RequestFraming::None | RequestFraming::ContentLength(0)
         );
+        if head.method() == Method::Connect {
+            self.start = consumed;
+            let next = self
+                .respond_fault(&mut x, Fault::MethodNotAllowed, true, http10)
+                .await;
+            self.finish(&x, None);
+            return next;
+        }
         let Some(route_index) = route else {
             self.start = consumed;
             // The body (if any) is not read: closing is the only way to stay in sync.
@@ -889,8 +903,10 @@ impl<'c> Conn<'c> {
                 Event::NeedMore => {
                     self.start += step.consumed;
                     self.flush_upstream(upstream).await?;
-                    self.buf.drain(..self.start);
-                    self.start = 0;
+                    // Keep the head (its spans are read until the exchange is logged); drop the
+                    // body bytes already forwarded.
+                    self.buf.drain(head_len..self.start);
+                    self.start = head_len;
                     match monoio::time::timeout(
                         body_timeout,
                         read_more(&mut self.client, &mut self.buf),
@@ -946,12 +962,16 @@ impl<'c> Conn<'c> {
     ) -> Result<(), ResponseFault> {
         self.upbuf.clear();
         let deadline = Instant::now() + self.config.timeouts.upstream_response;
-        let context = self.head.response_context();
-        let _ = method;
+        // Upgrade is never forwarded, so a 101 is refused like any unrequested upgrade; CONNECT
+        // never reaches an upstream.
+        let context = ResponseContext::new(method);
         let mut scanner = HeadScanner::new();
         let mut received_any = false;
+        let mut parse_now = false;
         loop {
-            if scanner.should_parse(&self.upbuf, &self.state.limits) || !self.upbuf.is_empty() {
+            if std::mem::take(&mut parse_now)
+                || scanner.should_parse(&self.upbuf, &self.state.limits)
+            {
                 match self
                     .response
                     .parse(&self.upbuf, context, &self.state.limits)
@@ -962,6 +982,7 @@ impl<'c> Conn<'c> {
                         // 100 Continue (we never send Expect) and 103 Early Hints are dropped.
                         self.upbuf.drain(..n);
                         scanner = HeadScanner::new();
+                        parse_now = !self.upbuf.is_empty();
                         continue;
                     }
                     Ok(Some(n)) => {
@@ -980,7 +1001,11 @@ impl<'c> Conn<'c> {
                 Err(_) => return Err(ResponseFault::Timeout),
                 Ok(Ok(0)) | Ok(Err(_)) if !received_any => return Err(ResponseFault::ClosedEarly),
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(ResponseFault::Invalid),
-                Ok(Ok(_)) => received_any = true,
+                Ok(Ok(_)) => {
+                    // Parse after the first read so a garbage answer is refused at once.
+                    parse_now = !received_any;
+                    received_any = true;
+                }
             }
         }
     }

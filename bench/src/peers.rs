@@ -157,9 +157,10 @@ pub fn parse_extra(spec: &str) -> Result<Target, String> {
     })
 }
 
-/// The display name of a target in a scenario: Strait is an L4 relay in the HTTP scenarios.
+/// The display name of a target in a scenario. Strait proxies HTTP/1.1 at L7 but has no HTTP/2
+/// yet, so in the h2c scenario it relays TCP bytes: "strait (L4 relay)" there, "strait" elsewhere.
 pub fn label(target: &Target, scenario: Scenario) -> String {
-    if target.kind == Kind::Strait && scenario != Scenario::L4 {
+    if target.kind == Kind::Strait && scenario == Scenario::H2c {
         format!("{} (L4 relay)", target.name)
     } else {
         target.name.clone()
@@ -337,7 +338,9 @@ pub fn describe(target: &Target) -> String {
     match &target.kind {
         Kind::Direct => "no proxy: load generator to the built-in origin".into(),
         Kind::Strait => {
-            "Strait, L4 (TCP) relay listeners only; config from bench/peers/strait.toml".into()
+            "Strait: HTTP/1.1 reverse proxy with per-core upstream keep-alive pools; h2c and l4 \
+             through L4 (TCP) relay listeners (no HTTP/2 yet); config from bench/peers/strait.toml"
+                .into()
         }
         Kind::Nginx => {
             "NGINX reverse proxy, upstream keep-alive; config from bench/peers/nginx.conf".into()
@@ -405,8 +408,11 @@ mod tests {
     fn labels_and_applicability() {
         let strait = builtin("strait", 18100).unwrap();
         let direct = builtin("direct", 18100).unwrap();
-        assert_eq!(label(&strait, Scenario::Small), "strait (L4 relay)");
-        assert_eq!(label(&strait, Scenario::L4), "strait");
+        assert_eq!(label(&strait, Scenario::H2c), "strait (L4 relay)");
+        for sc in Scenario::ALL.into_iter().filter(|s| *s != Scenario::H2c) {
+            assert_eq!(label(&strait, sc), "strait", "{sc}");
+        }
+        assert_eq!(label(&direct, Scenario::H2c), "direct");
         assert_eq!(label(&direct, Scenario::Small), "direct");
         assert!(!applies(&direct, Scenario::Idle));
         assert!(applies(&strait, Scenario::Idle));
@@ -449,6 +455,18 @@ mod tests {
         assert!(toml.contains("cores = \"0-1\""));
         assert!(toml.contains("address = \"127.0.0.1:18111\""));
         assert!(toml.contains("{ address = \"127.0.0.1:18101\" }"));
+        // The HTTP/1.1 port is Strait's HTTP proxy; h2c and l4 stay L4 relays.
+        let listener = |name: &str| {
+            let start = toml
+                .find(&format!("name = \"{name}\"\n"))
+                .unwrap_or_else(|| panic!("no listener {name}"));
+            let rest = &toml[start..];
+            rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
+        };
+        assert!(listener("h1").contains("protocol = \"http\""));
+        assert!(listener("h1").contains("cluster = \"origin-h1\""));
+        assert!(!listener("h2c").contains("protocol"));
+        assert!(!listener("l4").contains("protocol"));
         let nginx = fs::read_to_string(dir.join("nginx.conf")).unwrap();
         assert!(nginx.contains("worker_processes 2;"));
         assert!(nginx.contains("keepalive 1024;"));

@@ -2,8 +2,8 @@
 //! matrix (median and ratio to direct) and a detailed table (median, min–max, spread,
 //! latency, ratios to direct and nginx, CPU, background load, errors), then failures.
 //!
-//! Owns: every number's formatting and the wording of the caveats (Strait is an L4 relay in the
-//! HTTP scenarios; TLS is not measured yet).
+//! Owns: every number's formatting and the wording of the caveats (Strait proxies HTTP/1.1 at L7
+//! but is only an L4 relay for h2c until HTTP/2 lands; TLS is not measured yet).
 //! Must not: compute statistics (stats.rs) or write files.
 
 use std::fmt::Write;
@@ -83,7 +83,53 @@ fn variant_title(meta: &RunMeta, v: Variant) -> String {
     }
 }
 
-fn header(meta: &RunMeta, out: &mut String) {
+/// Whether a cell was measured under another label than its target's name: Strait relaying TCP
+/// ("strait (L4 relay)") in a scenario where the other proxies work at L7.
+fn relayed(c: &Cell) -> bool {
+    c.label != c.target
+}
+
+/// The names of the scenarios (in canonical order) with a Strait cell that passes `pick`.
+fn strait_scenarios(cells: &[Cell], pick: impl Fn(&Cell) -> bool) -> Vec<&'static str> {
+    Scenario::ALL
+        .into_iter()
+        .filter(|s| {
+            cells
+                .iter()
+                .any(|c| c.target == "strait" && c.scenario == *s && pick(c))
+        })
+        .map(Scenario::name)
+        .collect()
+}
+
+/// What Strait's rows measure: its HTTP/1.1 proxy (L7) in the HTTP/1.1 scenarios, an L4 relay
+/// for h2c (no HTTP/2 yet). Derived from the cells' labels, so older results directories (whose
+/// HTTP rows were all relayed) are described as what they measured.
+fn strait_caveats(cells: &[Cell], out: &mut String) {
+    let l7 = strait_scenarios(cells, |c| c.scenario != Scenario::L4 && !relayed(c));
+    let l4 = strait_scenarios(cells, relayed);
+    if !l7.is_empty() {
+        let _ = writeln!(
+            out,
+            "- **strait** ({}): Strait's HTTP/1.1 reverse proxy, which parses every request and \
+             forwards it through per-core keep-alive pools of origin connections, like NGINX and \
+             HAProxy: an L7 comparison.",
+            l7.join(", ")
+        );
+    }
+    if !l4.is_empty() {
+        let _ = writeln!(
+            out,
+            "- **strait (L4 relay)** ({}): Strait relays TCP bytes through an L4 listener there (no \
+             request parsing, one origin connection per client connection), so those rows are not \
+             an L7 comparison. Strait has no HTTP/2 proxy yet: h2c is relayed at L4 until HTTP/2 \
+             lands. The `l4` rows are like for like.",
+            l4.join(", ")
+        );
+    }
+}
+
+fn header(meta: &RunMeta, cells: &[Cell], out: &mut String) {
     let s = &meta.settings;
     let m = &meta.machine;
     let d = &s.durations;
@@ -137,12 +183,7 @@ fn header(meta: &RunMeta, out: &mut String) {
          more (before or during it).",
         s.quiet_wait_s, s.quiet_max_pct
     );
-    let _ = writeln!(
-        out,
-        "- **strait (L4 relay)**: Strait has no HTTP proxy yet. In the HTTP scenarios it relays TCP \
-         bytes through an L4 listener (no request parsing, one origin connection per client \
-         connection), so those rows are not an L7 comparison; the `l4` rows are like for like."
-    );
+    strait_caveats(cells, out);
     let _ = writeln!(
         out,
         "- TLS (handshakes/s, HTTPS keep-alive): not measured — Strait has no TLS yet."
@@ -167,7 +208,7 @@ pub fn markdown(meta: &RunMeta, cells: &[Cell], opts: &Options) -> String {
         if meta.settings.quick { "quick" } else { "full" },
         meta.started_utc
     );
-    header(meta, &mut out);
+    header(meta, cells, &mut out);
     for v in Variant::ALL {
         let vc: Vec<&Cell> = cells.iter().filter(|c| c.variant == v).collect();
         if vc.is_empty() {
@@ -192,13 +233,11 @@ pub fn markdown(meta: &RunMeta, cells: &[Cell], opts: &Options) -> String {
             let _ = write!(out, "---:|");
         }
         out.push('\n');
+        // A row per target; a cell measured under another label (Strait's h2c, relayed at L4)
+        // is marked ‡ and its label named below the matrix.
+        let mut marked: Vec<String> = Vec::new();
         for t in &targets {
-            let label = if *t == "strait" {
-                "strait (L4 relay)"
-            } else {
-                t
-            };
-            let _ = write!(out, "| {label} |");
+            let _ = write!(out, "| {t} |");
             for s in &scen {
                 match vc.iter().find(|c| c.scenario == *s && c.target == *t) {
                     Some(c) => {
@@ -206,7 +245,13 @@ pub fn markdown(meta: &RunMeta, cells: &[Cell], opts: &Options) -> String {
                             .ratio_direct
                             .map_or_else(String::new, |r| format!(" ({r:.2}×)"));
                         let dag = if c.noisy_reps > 0 { " †" } else { "" };
-                        let _ = write!(out, " {}{r}{dag} |", value(*s, c.median));
+                        let ddag = if relayed(c) {
+                            marked.push(format!("{} in {}", c.label, s.name()));
+                            " ‡"
+                        } else {
+                            ""
+                        };
+                        let _ = write!(out, " {}{r}{dag}{ddag} |", value(*s, c.median));
                     }
                     None => {
                         let _ = write!(out, " |");
@@ -215,10 +260,18 @@ pub fn markdown(meta: &RunMeta, cells: &[Cell], opts: &Options) -> String {
             }
             out.push('\n');
         }
+        let ddag = if marked.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ‡ = {}: not an L7 comparison (see above).",
+                marked.join("; ")
+            )
+        };
         let _ = writeln!(
             out,
             "\nMedians; in brackets the ratio to `direct` (no proxy). For `idle` (KiB of proxy \
-             memory per idle connection) lower is better.\n"
+             memory per idle connection) lower is better.{ddag}\n"
         );
         // Detailed table.
         let _ = writeln!(
@@ -332,14 +385,52 @@ mod tests {
     }
 
     #[test]
-    fn report_labels_strait_as_l4_relay_and_marks_noise() {
+    fn strait_caveats_follow_the_labels() {
+        let cells = |rows: &[crate::rows::Row]| summarize(rows, &["strait".to_string()]);
+        let caveats = |cells: &[Cell]| {
+            let mut out = String::new();
+            strait_caveats(cells, &mut out);
+            out
+        };
+        // This harness: HTTP/1.1 through the proxy, h2c relayed.
+        let mut rows = vec![
+            sample_row("strait", Scenario::Small, 1, 1.0),
+            sample_row("strait", Scenario::H2c, 1, 1.0),
+            sample_row("strait", Scenario::L4, 1, 1.0),
+            sample_row("strait", Scenario::Idle, 1, 1.0),
+        ];
+        rows[1].label = "strait (L4 relay)".into();
+        let out = caveats(&cells(&rows));
+        assert!(out.contains("- **strait** (small, idle): "), "{out}");
+        assert!(out.contains("- **strait (L4 relay)** (h2c): "), "{out}");
+        // An older results directory, from before the HTTP proxy: every HTTP row relayed.
+        for r in &mut rows {
+            if r.scenario != Scenario::L4 {
+                r.label = "strait (L4 relay)".into();
+            }
+        }
+        let out = caveats(&cells(&rows));
+        assert!(!out.contains("- **strait** ("), "{out}");
+        assert!(
+            out.contains("- **strait (L4 relay)** (small, h2c, idle): "),
+            "{out}"
+        );
+        // Strait not measured (or only l4): nothing to explain.
+        assert_eq!(caveats(&cells(&rows[2..3])), "");
+        assert_eq!(caveats(&[]), "");
+    }
+
+    #[test]
+    fn report_labels_strait_as_l4_relay_only_for_h2c_and_marks_noise() {
         let mut rows = vec![
             sample_row("direct", Scenario::Small, 1, 100000.0),
             sample_row("strait", Scenario::Small, 1, 80000.0),
             sample_row("nginx", Scenario::Small, 1, 60000.0),
+            sample_row("direct", Scenario::H2c, 1, 200000.0),
+            sample_row("strait", Scenario::H2c, 1, 150000.0),
             sample_row("strait", Scenario::L4, 1, 20.0),
         ];
-        rows[1].label = "strait (L4 relay)".into();
+        rows[4].label = "strait (L4 relay)".into();
         rows[2].noisy = true;
         let order: Vec<String> = vec!["direct".into(), "strait".into(), "nginx".into()];
         let cells = summarize(&rows, &order);
@@ -370,12 +461,22 @@ mod tests {
             },
         );
         assert!(md.starts_with("# strait-bench results: quick run"));
+        // The matrix row is plain "strait"; only its h2c cell is marked as relayed.
         assert!(
-            md.contains("| strait (L4 relay) | 80,000 (0.80×) | 20.00 |"),
+            md.contains("| strait | 80,000 (0.80×) | 150,000 (0.75×) ‡ | 20.00 |"),
             "{md}"
         );
-        assert!(md.contains("| small | strait (L4 relay) | 80,000 req/s |"));
+        assert!(md.contains("‡ = strait (L4 relay) in h2c: not an L7 comparison"));
+        assert!(md.contains("| small | strait | 80,000 req/s |"), "{md}");
+        assert!(md.contains("| h2c | strait (L4 relay) | 150,000 req/s |"));
         assert!(md.contains("| l4 | strait | 20.00 Gbit/s |"));
+        assert!(!md.contains("| small | strait (L4 relay)"));
+        assert!(md.contains("- **strait** (small): Strait's HTTP/1.1 reverse proxy"));
+        assert!(md.contains(
+            "- **strait (L4 relay)** (h2c): Strait relays TCP bytes through an L4 listener"
+        ));
+        assert!(md.contains("h2c is relayed at L4 until HTTP/2 lands"));
+        assert!(!md.contains("Strait has no HTTP proxy yet"));
         assert!(md.contains("60,000 (0.60×) †"));
         assert!(md.contains("| 0.80 | 1.33 |"));
         assert!(md.contains("not measured — Strait has no TLS yet"));

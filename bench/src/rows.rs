@@ -17,7 +17,9 @@ pub struct Row {
     pub variant: Variant,
     pub scenario: Scenario,
     pub target: String,
-    /// Display name, e.g. "strait (L4 relay)" for Strait in an HTTP scenario.
+    /// Display name: the target's name, or "strait (L4 relay)" for Strait in the h2c scenario
+    /// (no HTTP/2 yet; it relays TCP there). Results from before Strait's HTTP/1.1 proxy label its
+    /// HTTP/1.1 rows that way too.
     pub label: String,
     pub rep: u32,
     /// Position of the target within its (rep, scenario) round.

@@ -617,7 +617,12 @@ fn go(run: &mut Run) -> Result<ExitCode, String> {
             busy.join(", ")
         ));
     }
-    // A proxied idle connection holds two descriptors in an L4 relay; keep 2000 spare.
+    // Budget two descriptors per idle connection, the most any target needs: the client's plus,
+    // in an L4 relay (an extra target may be one), its own origin connection. The HTTP proxies
+    // (Strait's HTTP/1.1 listener, NGINX, HAProxy) hold one client descriptor per idle connection
+    // and return the upstream one to a keep-alive pool, which holds no more connections than the
+    // most requests ever in flight at once (the idle scenario sends one at a time, on a freshly
+    // started proxy). The 2000 spare cover listeners, those pools, logs and the rest.
     run.nofile = procs::raise_nofile(65_536);
     let fit = u32::try_from(run.nofile.saturating_sub(2000) / 2).unwrap_or(u32::MAX);
     if run.settings.idle_conns > fit && run.settings.scenarios.contains(&Scenario::Idle) {

@@ -73,10 +73,13 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
         head_len: 0,
         response: ResponseHead::new(),
         response_len: 0,
-        upbuf: Vec::with_capacity(UPSTREAM_BUFFER),
-        out: Vec::with_capacity(CLIENT_BUFFER),
+        // Allocated when the first request is forwarded (fixed responses and refusals never
+        // need it; a connection-per-request client pays for one buffer, not three).
+        upbuf: Vec::new(),
+        out: Vec::new(),
         path: Vec::new(),
         served: 0,
+        unread_input: false,
     });
     conn.run().await;
     drop(guard);
@@ -104,6 +107,8 @@ struct Conn<'c> {
     /// The rewritten path of the current request.
     path: Vec<u8>,
     served: u64,
+    /// The client may still be sending (a refused or unread request): close with a linger.
+    unread_input: bool,
 }
 
 /// What happens to the client connection after a request.
@@ -239,7 +244,11 @@ impl<'c> Conn<'c> {
             match next {
                 Next::KeepAlive => {}
                 Next::Close => {
-                    self.linger_close().await;
+                    // A client whose request we read completely is done sending; closing at once
+                    // cannot reset our answer. Otherwise linger (RFC 9112 §9.6).
+                    if self.unread_input || self.start < self.buf.len() {
+                        self.linger_close().await;
+                    }
                     return;
                 }
                 Next::Abort => {
@@ -424,6 +433,7 @@ impl<'c> Conn<'c> {
                 self.out.clear();
                 let head_only = self.head.method() == Method::Head;
                 let close = !keep_alive || has_body;
+                self.unread_input |= has_body;
                 head::write_local_response(
                     &LocalResponse {
                         status: fixed.status,
@@ -491,6 +501,7 @@ impl<'c> Conn<'c> {
         x.fault = Some(fault);
         x.status = fault.status();
         fault.count(&self.ctx.stats.routes[x.slot]);
+        self.unread_input |= close;
         let mut body = [0u8; 160];
         let text = {
             use std::io::Write;
@@ -961,6 +972,9 @@ impl<'c> Conn<'c> {
         method: Method,
     ) -> Result<(), ResponseFault> {
         self.upbuf.clear();
+        if self.upbuf.capacity() < UPSTREAM_BUFFER {
+            self.upbuf.reserve(UPSTREAM_BUFFER);
+        }
         let deadline = Instant::now() + self.config.timeouts.upstream_response;
         // Upgrade is never forwarded, so a 101 is refused like any unrequested upgrade; CONNECT
         // never reaches an upstream.

@@ -7,7 +7,8 @@
 //! Must not: block, lock or allocate per request on a core. A core formats a record straight into
 //! its own buffer (no per-field allocation, no shared state); it touches the channels only when a
 //! batch is handed over (over 64 KiB, or on the core's periodic `flush`), and then only with
-//! `try_send`/`try_recv`, so a slow or stuck output loses whole batches (counted in
+//! `try_send`/`try_recv` (flume's internal lock is held for one push or pop; nothing waits for the
+//! writer), so a slow or stuck output loses whole batches (counted in
 //! [`CoreAccessLog::dropped_lines`]) instead of stalling traffic. All writing and every syscall on
 //! the output happen on the writer thread.
 //!
@@ -158,7 +159,7 @@ fn run_writer(
         }
         write(&mut batch);
         if batch.capacity() <= MAX_RECYCLED_CAPACITY {
-            // Full: the cores have enough spare buffers; this one is freed.
+            // If that queue is full the cores have spares enough, and this buffer is freed.
             let _ = recycled.try_send(batch);
         }
     }
@@ -1109,8 +1110,9 @@ mod tests {
         });
         let elapsed = done.recv_timeout(Duration::from_secs(10));
         release.send(()).unwrap();
-        let elapsed = elapsed.expect("log/flush blocked on a stalled writer");
+        // Released, a blocked logger finishes too; a failed assertion in it shows up here.
         let core = logger.join().unwrap();
+        let elapsed = elapsed.expect("log/flush blocked on a stalled writer");
         assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
         assert_eq!(core.dropped_lines(), 6000);
         drop(core);
@@ -1128,8 +1130,15 @@ mod tests {
         let mut core = log.core_writer();
         core.log(&record());
         core.flush();
-        // The core is still alive: shutdown must not wait for it.
-        log.shutdown();
+        // The core is still alive: shutdown must not wait for it (on another thread, so that
+        // waiting would be a failed test rather than a hung one).
+        let (done_tx, done) = flume::bounded(1);
+        std::thread::spawn(move || {
+            log.shutdown();
+            done_tx.send(()).unwrap();
+        });
+        done.recv_timeout(Duration::from_secs(10))
+            .expect("shutdown waited for a live CoreAccessLog");
         core.log(&record());
         core.flush();
         assert_eq!(core.dropped_lines(), 1);

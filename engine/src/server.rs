@@ -214,7 +214,7 @@ impl Server {
                 (None, None) => String::new(),
             };
             info!(listener = %l.name, address = %addr, protocol = l.protocol.as_str(),
-                target = %target, cores = cpus.len(), "listening");
+                forwards_to = %target, cores = cpus.len(), "listening");
         }
         if let Some(a) = &server.admin {
             info!(address = %a.address(), "admin listening");

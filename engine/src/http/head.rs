@@ -54,7 +54,7 @@ pub(crate) fn write_upstream_request(r: &UpstreamRequest<'_>, out: &mut Vec<u8>)
     }
     out.extend_from_slice(b"\r\n");
 
-    let mut forwarded_for: Option<&[u8]> = None;
+    let mut forwarded_for = false;
     let mut forwarded_proto: Option<&[u8]> = None;
     let mut forwarded_host: Option<&[u8]> = None;
     for (i, field) in head.headers().iter(buf).enumerate() {
@@ -67,9 +67,11 @@ pub(crate) fn write_upstream_request(r: &UpstreamRequest<'_>, out: &mut Vec<u8>)
             continue;
         }
         if name.eq_ignore_ascii_case(b"x-forwarded-for") {
-            if r.trust_forwarded && forwarded_for.is_none() {
-                forwarded_for = Some(field.value);
-            }
+            forwarded_for |= r.trust_forwarded;
+            continue;
+        }
+        if r.generated_request_id.is_some() && name.eq_ignore_ascii_case(b"x-request-id") {
+            // The client's id was unusable (empty or too long) and is replaced.
             continue;
         }
         if name.eq_ignore_ascii_case(b"x-forwarded-proto") {
@@ -91,9 +93,16 @@ pub(crate) fn write_upstream_request(r: &UpstreamRequest<'_>, out: &mut Vec<u8>)
     }
 
     out.extend_from_slice(b"x-forwarded-for: ");
-    if let Some(previous) = forwarded_for {
-        out.extend_from_slice(previous);
-        out.extend_from_slice(b", ");
+    if forwarded_for {
+        // Every X-Forwarded-For line, in order, is one list (RFC 9110 §5.3).
+        let lines = head
+            .headers()
+            .iter(buf)
+            .filter(|f| f.name.eq_ignore_ascii_case(b"x-forwarded-for"));
+        for field in lines.filter(|f| !f.value.is_empty()) {
+            out.extend_from_slice(field.value);
+            out.extend_from_slice(b", ");
+        }
     }
     let _ = write!(out, "{}", r.client_ip);
     out.extend_from_slice(b"\r\n");
@@ -363,6 +372,14 @@ mod tests {
         assert!(untrusted.contains("x-forwarded-host: a\r\n"));
         assert!(!untrusted.contains("1.1.1.1"));
         let trusted = forward(raw, |r| r.trust_forwarded = true);
+        let two_lines = forward(
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\nX-Forwarded-For: 198.51.100.2\r\n\r\n",
+            |r| r.trust_forwarded = true,
+        );
+        assert!(
+            two_lines.contains("x-forwarded-for: 192.0.2.1, 198.51.100.2, 192.0.2.7\r\n"),
+            "{two_lines}"
+        );
         assert!(
             trusted.contains("x-forwarded-for: 1.1.1.1, 192.0.2.7\r\n"),
             "{trusted}"

@@ -108,10 +108,12 @@ impl Pools {
         };
         let (_, idle_timeout, max_open) = self.limits[cluster];
         let counters = &self.stats.cluster_http[cluster];
-        while let Some(idle) = pool.idle.pop().filter(|_| reuse != Reuse::Never) {
+        let reusable = reuse != Reuse::Never;
+        while let Some(idle) = pool.idle.pop_if(|_| reusable) {
             counters.pool_idle.dec();
             let fresh = now.saturating_duration_since(idle.since) < idle_timeout;
-            let usable = reuse == Reuse::Unchecked || sys::idle_stream_usable(idle.stream.as_raw_fd());
+            let usable =
+                reuse == Reuse::Unchecked || sys::idle_stream_usable(idle.stream.as_raw_fd());
             if fresh && usable {
                 return (Checkout::Reused, Some(idle.stream));
             }

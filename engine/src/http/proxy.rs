@@ -498,6 +498,7 @@ impl<'c> Conn<'c> {
         close: bool,
         http10: bool,
     ) -> Next {
+        let close = close || self.ctx.draining.get();
         x.fault = Some(fault);
         x.status = fault.status();
         fault.count(&self.ctx.stats.routes[x.slot]);
@@ -711,6 +712,20 @@ impl<'c> Conn<'c> {
                     continue;
                 }
                 Err(SendError::Upstream) => {
+                    // The upstream may have answered early (e.g. 413 before reading an upload)
+                    // and closed: relay that answer rather than inventing a 502 (RFC 9112 §9.6).
+                    // The client's body is left unread, so its connection closes afterwards.
+                    if self.read_response_head(&mut upstream, method).await.is_ok() {
+                        self.unread_input = true;
+                        let next = self
+                            .relay_response(x, route, cluster, endpoint, upstream, false, false)
+                            .await;
+                        return Forwarded::Done(if next == Next::KeepAlive {
+                            Next::Close
+                        } else {
+                            next
+                        });
+                    }
                     self.discard(cluster, endpoint, upstream);
                     cluster_counters.upstream_protocol_errors.inc();
                     return Forwarded::Fault(Fault::UpstreamClosed, Next::Close);
@@ -768,7 +783,7 @@ impl<'c> Conn<'c> {
 
             // 4. The response to the client.
             let next = self
-                .relay_response(x, route, cluster, endpoint, upstream, keep_alive)
+                .relay_response(x, route, cluster, endpoint, upstream, keep_alive, true)
                 .await;
             return Forwarded::Done(next);
         }
@@ -1026,6 +1041,7 @@ impl<'c> Conn<'c> {
 
     /// Sends the response head and body to the client; checks the upstream connection back in
     /// when it can carry another request.
+    #[allow(clippy::too_many_arguments)]
     async fn relay_response(
         &mut self,
         x: &mut Exchange,
@@ -1034,6 +1050,8 @@ impl<'c> Conn<'c> {
         endpoint: usize,
         mut upstream: TcpStream,
         keep_alive: bool,
+        // False when the request was not sent whole: the connection must not carry another.
+        reusable: bool,
     ) -> Next {
         let http10 = head::is_http10(self.head.version());
         let head_len = self.response_len;
@@ -1045,7 +1063,9 @@ impl<'c> Conn<'c> {
             ResponseFraming::Chunked | ResponseFraming::CloseDelimited => ClientFraming::Chunked,
             _ => ClientFraming::AsIs,
         };
-        let close = !keep_alive || client_framing == ClientFraming::Close;
+        // Re-read: the drain may have begun while the upstream was answering.
+        let close =
+            !keep_alive || client_framing == ClientFraming::Close || self.ctx.draining.get();
         x.status = self.response.status();
         self.out.clear();
         head::write_client_response(
@@ -1159,7 +1179,7 @@ impl<'c> Conn<'c> {
                     pos += step.consumed;
                     let extra = pos < self.upbuf.len();
                     let written = self.write_out_to_client(x).await;
-                    if self.response.keep_alive() && !extra {
+                    if reusable && self.response.keep_alive() && !extra {
                         self.ctx
                             .open_sockets
                             .borrow_mut()

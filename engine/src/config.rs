@@ -395,6 +395,14 @@ impl Config {
             }
         }
         for (i, c) in self.clusters.iter().enumerate() {
+            if c.proxy_protocol != ProxyProtocol::Off && self.http_uses_cluster(i) {
+                issue(
+                    format!("cluster[{i}].proxy_protocol"),
+                    "cannot be used by HTTP routes: pooled HTTP connections carry requests of many \
+                     clients, a PROXY header names one (use X-Forwarded-For, which Strait adds)"
+                        .into(),
+                );
+            }
             if let Err(e) = check_name(&c.name) {
                 issue(format!("cluster[{i}].name"), e);
             }
@@ -508,6 +516,20 @@ impl Config {
         } else {
             Err(issues)
         }
+    }
+}
+
+impl Config {
+    /// Whether a route of an HTTP listener forwards to cluster `index`.
+    pub fn http_uses_cluster(&self, index: usize) -> bool {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.http.as_ref())
+            .flat_map(|h| &h.routes)
+            .any(|r| match &r.action {
+                RouteAction::Forward(f) => f.clusters.iter().any(|w| w.cluster == index),
+                RouteAction::Respond(_) => false,
+            })
     }
 }
 
@@ -781,6 +803,24 @@ mod tests {
                 "runtime.relay_buffer_size",
             ]
         );
+    }
+
+    #[test]
+    fn proxy_protocol_is_refused_on_clusters_behind_http_routes() {
+        let mut c = sample();
+        c.clusters[0].proxy_protocol = ProxyProtocol::V2;
+        assert_eq!(
+            c.validate(),
+            Ok(()),
+            "a TCP listener may send PROXY headers"
+        );
+        c.listeners[0].protocol = ListenerProtocol::Http;
+        c.listeners[0].cluster = None;
+        c.listeners[0].http = Some(Box::new(http::defaults::catch_all(0)));
+        let issues = c.validate().unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].path, "cluster[0].proxy_protocol");
+        assert!(issues[0].message.contains("HTTP routes"), "{issues:?}");
     }
 
     #[test]

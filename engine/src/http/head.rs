@@ -92,12 +92,47 @@ pub(crate) fn write_upstream_request(r: &UpstreamRequest<'_>, out: &mut Vec<u8>)
         write_field(out, name, field.value);
     }
 
+    // A route that sets or removes one of the fields the proxy writes overrides the proxy.
+    let ours = |name: &[u8]| !r.edits.drops(name);
+    if ours(b"x-forwarded-for") {
+        write_forwarded_for(out, r, forwarded_for);
+    }
+    if ours(b"x-forwarded-proto") {
+        write_field(
+            out,
+            b"x-forwarded-proto",
+            forwarded_proto.unwrap_or(b"http"),
+        );
+    }
+    if let Some(h) = forwarded_host.or_else(|| head.authority(buf)) {
+        if ours(b"x-forwarded-host") {
+            write_field(out, b"x-forwarded-host", h);
+        }
+    }
+    if let Some(id) = r.generated_request_id {
+        if ours(b"x-request-id") {
+            write_field(out, b"x-request-id", id);
+        }
+    }
+    if ours(b"via") {
+        write_field(out, b"via", VIA);
+    }
+    write_edits(out, r.edits);
+    if r.chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// X-Forwarded-For: the trusted incoming list (every line, in order: one list per RFC 9110
+/// §5.3), then the client's address.
+fn write_forwarded_for(out: &mut Vec<u8>, r: &UpstreamRequest<'_>, trusted: bool) {
     out.extend_from_slice(b"x-forwarded-for: ");
-    if forwarded_for {
-        // Every X-Forwarded-For line, in order, is one list (RFC 9110 §5.3).
-        let lines = head
+    if trusted {
+        let lines = r
+            .head
             .headers()
-            .iter(buf)
+            .iter(r.buf)
             .filter(|f| f.name.eq_ignore_ascii_case(b"x-forwarded-for"));
         for field in lines.filter(|f| !f.value.is_empty()) {
             out.extend_from_slice(field.value);
@@ -105,23 +140,6 @@ pub(crate) fn write_upstream_request(r: &UpstreamRequest<'_>, out: &mut Vec<u8>)
         }
     }
     let _ = write!(out, "{}", r.client_ip);
-    out.extend_from_slice(b"\r\n");
-    write_field(
-        out,
-        b"x-forwarded-proto",
-        forwarded_proto.unwrap_or(b"http"),
-    );
-    if let Some(h) = forwarded_host.or_else(|| head.authority(buf)) {
-        write_field(out, b"x-forwarded-host", h);
-    }
-    if let Some(id) = r.generated_request_id {
-        write_field(out, b"x-request-id", id);
-    }
-    write_field(out, b"via", VIA);
-    write_edits(out, r.edits);
-    if r.chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    }
     out.extend_from_slice(b"\r\n");
 }
 
@@ -180,10 +198,12 @@ pub(crate) fn write_client_response(r: &ClientResponse<'_>, out: &mut Vec<u8>) {
         }
         write_field(out, name, field.value);
     }
-    if !has_request_id {
+    if !has_request_id && !r.edits.drops(b"x-request-id") {
         write_field(out, b"x-request-id", r.request_id);
     }
-    write_field(out, b"via", VIA);
+    if !r.edits.drops(b"via") {
+        write_field(out, b"via", VIA);
+    }
     write_edits(out, r.edits);
     if r.framing == ClientFraming::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -216,7 +236,9 @@ pub(crate) fn write_local_response(r: &LocalResponse<'_>, out: &mut Vec<u8>) {
         r.status,
         canonical_reason(r.status)
     );
-    if !r.body.is_empty() || !r.head_only {
+    // Route edits may replace or remove the fields we would write (not the framing ones).
+    let ours = |name: &[u8]| r.edits.is_none_or(|e| !e.drops(name));
+    if (!r.body.is_empty() || !r.head_only) && ours(b"content-type") {
         write_field(out, b"content-type", r.content_type.as_bytes());
     }
     write_field(
@@ -224,10 +246,12 @@ pub(crate) fn write_local_response(r: &LocalResponse<'_>, out: &mut Vec<u8>) {
         b"content-length",
         ContentLengthValue::new(r.body.len() as u64).as_bytes(),
     );
-    if let Some(location) = r.location {
+    if let Some(location) = r.location.filter(|_| ours(b"location")) {
         write_field(out, b"location", location.as_bytes());
     }
-    write_field(out, b"x-request-id", r.request_id);
+    if ours(b"x-request-id") {
+        write_field(out, b"x-request-id", r.request_id);
+    }
     if let Some(edits) = r.edits {
         write_edits(out, edits);
     }
@@ -408,6 +432,45 @@ mod tests {
             "POST /up HTTP/1.1\r\nhost: api.internal\r\nX-Request-ID: given\r\n\
              x-forwarded-for: 192.0.2.7\r\nx-forwarded-proto: http\r\nx-forwarded-host: a\r\n\
              via: 1.1 strait\r\nx-env: prod\r\nx-tag: a\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn route_edits_override_the_fields_the_proxy_writes() {
+        let edits = HeaderEdits {
+            remove: vec!["via".into()],
+            set: vec![("x-forwarded-proto".into(), "https".into())],
+            add: Vec::new(),
+        };
+        let out = forward_with(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &edits, |_| {});
+        assert!(!out.contains("via:"), "{out}");
+        assert_eq!(out.matches("x-forwarded-proto").count(), 1, "{out}");
+        assert!(out.contains("x-forwarded-proto: https\r\n"), "{out}");
+        let mut local = Vec::new();
+        let edits = HeaderEdits {
+            remove: Vec::new(),
+            set: vec![("content-type".into(), "application/json".into())],
+            add: Vec::new(),
+        };
+        write_local_response(
+            &LocalResponse {
+                status: 200,
+                content_type: "text/plain",
+                body: b"{}",
+                location: None,
+                request_id: b"rid",
+                close: false,
+                keep_alive_1_0: false,
+                head_only: false,
+                edits: Some(&edits),
+            },
+            &mut local,
+        );
+        let local = String::from_utf8(local).expect("ascii");
+        assert_eq!(local.matches("content-type").count(), 1, "{local}");
+        assert!(
+            local.contains("content-type: application/json\r\n"),
+            "{local}"
         );
     }
 

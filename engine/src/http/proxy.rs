@@ -41,6 +41,8 @@ use crate::tcp_proxy::{connect_endpoint, ConnectionGuard};
 
 const CLIENT_BUFFER: usize = 4 * 1024;
 const UPSTREAM_BUFFER: usize = 16 * 1024;
+/// Largest read buffer for bulk bodies (grown by doubling while reads fill it).
+const BULK_BUFFER: usize = 256 * 1024;
 /// Output is written once it holds this much (a head plus body data, or re-framed chunks).
 const FLUSH_AT: usize = 64 * 1024;
 /// Body data up to this size is copied behind its head so both go out in one write.
@@ -266,6 +268,18 @@ impl<'c> Conn<'c> {
             self.buf.drain(..self.start);
             self.start = 0;
         }
+        // Bulk transfers grew the buffers; an idle keep-alive connection keeps small ones.
+        if self.buf.capacity() > CLIENT_BUFFER * 4 && self.buf.len() <= CLIENT_BUFFER {
+            self.buf.shrink_to(CLIENT_BUFFER);
+        }
+        if self.upbuf.capacity() > UPSTREAM_BUFFER {
+            self.upbuf.clear();
+            self.upbuf.shrink_to(UPSTREAM_BUFFER);
+        }
+        if self.out.capacity() > FLUSH_AT * 2 {
+            self.out.clear();
+            self.out.shrink_to(CLIENT_BUFFER);
+        }
         let t = &self.config.timeouts;
         let mut scanner = HeadScanner::new();
         let mut deadline = (!self.buf.is_empty()).then(|| Instant::now() + t.header_read);
@@ -369,7 +383,7 @@ impl<'c> Conn<'c> {
         let head = &self.head;
         let route = self.state.table.find(
             head.authority(buf),
-            head.path_and_query(buf),
+            routing_path(head.path_and_query(buf)),
             head.method_bytes(buf),
             |name| head.headers().find(name, buf),
         );
@@ -466,13 +480,16 @@ impl<'c> Conn<'c> {
                     }
                 };
                 self.path.clear();
+                let sent = self.head.path_and_query(&self.buf);
                 match &forward.rewrite {
-                    Some(rw) => {
-                        rewrite_path(rw, self.head.path_and_query(&self.buf), &mut self.path)
+                    Some(rw) if sent != b"*" => {
+                        rewrite_path(rw, routing_path(sent), &mut self.path)
                     }
-                    None => self
+                    // `OPTIONS *` goes upstream as is; an absolute-form target with an empty
+                    // path becomes `/` (RFC 9112 §3.2.2).
+                    _ => self
                         .path
-                        .extend_from_slice(self.head.path_and_query(&self.buf)),
+                        .extend_from_slice(if sent.is_empty() { b"/" } else { sent }),
                 }
                 match self
                     .forward(&mut x, route_config, cluster, keep_alive, max_body)
@@ -896,11 +913,18 @@ impl<'c> Conn<'c> {
         // 100-continue: we answer it ourselves once an upstream is ready for the body (the
         // Expect field is not forwarded), and only if the client is still waiting for it.
         if self.head.expects_continue() && self.start == self.buf.len() {
-            let (res, _) = self.client.write_all(head::CONTINUE).await;
-            res.map_err(|_| SendError::Client(None))?;
+            let wait = self.config.timeouts.client_body;
+            match monoio::time::timeout(wait, self.client.write_all(head::CONTINUE)).await {
+                Ok((Ok(_), _)) => {}
+                _ => return Err(SendError::Client(None)),
+            }
         }
         let mut total: u64 = 0;
         let body_timeout = self.config.timeouts.client_body;
+        if !matches!(framing, RequestFraming::ContentLength(n) if n <= CLIENT_BUFFER as u64) {
+            // A body larger than one small read: take bigger reads (given back in read_head).
+            self.buf.reserve(BULK_BUFFER.saturating_sub(self.buf.len()));
+        }
         loop {
             let step = body
                 .decode(&self.buf[self.start..])
@@ -1154,14 +1178,27 @@ impl<'c> Conn<'c> {
                         self.discard(cluster, endpoint, upstream);
                         return Next::Abort;
                     }
+                    // A read that filled the buffer means a bulk body: read more per syscall.
+                    let full = self.upbuf.len() == self.upbuf.capacity();
                     self.upbuf.clear();
+                    if full && self.upbuf.capacity() < BULK_BUFFER {
+                        self.upbuf
+                            .reserve((self.upbuf.capacity() * 2).min(BULK_BUFFER));
+                    }
                     pos = 0;
                     match monoio::time::timeout(timeout, read_more(&mut upstream, &mut self.upbuf))
                         .await
                     {
                         Ok(Ok(0)) => upstream_eof = true,
                         Ok(Ok(_)) => {}
-                        Ok(Err(_)) | Err(_) => {
+                        Ok(Err(_)) => {
+                            self.ctx.stats.cluster_http[cluster]
+                                .upstream_protocol_errors
+                                .inc();
+                            self.discard(cluster, endpoint, upstream);
+                            return Next::Abort;
+                        }
+                        Err(_) => {
                             self.ctx.stats.cluster_http[cluster].upstream_timeouts.inc();
                             self.discard(cluster, endpoint, upstream);
                             return Next::Abort;
@@ -1179,7 +1216,9 @@ impl<'c> Conn<'c> {
                     pos += step.consumed;
                     let extra = pos < self.upbuf.len();
                     let written = self.write_out_to_client(x).await;
-                    if reusable && self.response.keep_alive() && !extra {
+                    // Not back into the pool once the drain began: the pools were emptied then.
+                    let pool = reusable && !self.ctx.draining.get();
+                    if pool && self.response.keep_alive() && !extra {
                         self.ctx
                             .open_sockets
                             .borrow_mut()
@@ -1282,6 +1321,14 @@ enum ResponseFault {
     /// The connection closed (or reset) before any response byte.
     ClosedEarly,
     Invalid,
+}
+
+/// The path routes match on: `*` (OPTIONS) and an empty absolute-form path route as `/`.
+fn routing_path(path_and_query: &[u8]) -> &[u8] {
+    match path_and_query {
+        b"" | b"*" => b"/",
+        p => p,
+    }
 }
 
 /// Reads more bytes into the spare capacity of `buf`, growing it when full. `Ok(0)` is EOF.

@@ -1186,3 +1186,84 @@ fn an_early_upstream_response_to_an_upload_is_relayed() {
         r.text()
     );
 }
+
+/// Bytes an upstream sends after its response ended (here a stray second response on a
+/// keep-alive connection) must never be read as the answer to another client's request: the
+/// connection is discarded before reuse, and every client gets its own answer.
+#[test]
+fn late_bytes_from_an_upstream_never_answer_another_request() {
+    let origin = Origin::start(|mut s| {
+        let mut wire = Wire::new(s.try_clone().expect("clone"));
+        let mut n = 0;
+        while let Ok(Some(head)) = wire.read_head() {
+            n += 1;
+            let target = String::from_utf8_lossy(&head)
+                .split(' ')
+                .nth(1)
+                .unwrap_or("?")
+                .to_string();
+            let body = format!("for {target}");
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if s.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+            if n == 1 {
+                // A second, unsolicited response a moment later.
+                thread::sleep(Duration::from_millis(100));
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECRET");
+            }
+        }
+    });
+    let proxy = quick_http(&[origin.addr], &[]);
+    let first = http_get(proxy.listen, "/a").expect("first request");
+    assert_eq!(first, (200, "for /a".to_string()));
+    thread::sleep(Duration::from_millis(300));
+    // Each new upstream connection misbehaves after its first response; the stray bytes have
+    // arrived by the time the next request is sent (bytes racing a request in flight cannot be
+    // told apart from its answer by any HTTP/1.1 client).
+    for path in ["/b", "/c", "/d"] {
+        let got = http_get(proxy.listen, path).expect("request");
+        assert_eq!(
+            got,
+            (200, format!("for {path}")),
+            "{path} got another answer"
+        );
+        thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A chunked response whose trailer section arrives in pieces is relayed whole, promptly.
+#[test]
+fn a_trailer_section_split_across_reads_is_relayed() {
+    let origin = Origin::start(|mut s| {
+        let mut wire = Wire::new(s.try_clone().expect("clone"));
+        if let Ok(Some(_)) = wire.read_head() {
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Foo: b",
+            );
+            let _ = s.flush();
+            thread::sleep(Duration::from_millis(300));
+            let _ = s.write_all(b"ar\r\n\r");
+            let _ = s.flush();
+            thread::sleep(Duration::from_millis(100));
+            let _ = s.write_all(b"\n");
+            thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let proxy = quick_http(&[origin.addr], &[]);
+    let mut c = RawConn::connect(proxy.listen);
+    let started = Instant::now();
+    c.send(b"GET /t HTTP/1.1\r\nHost: t.test\r\n\r\n")
+        .expect("send");
+    let r = c.response().expect("a response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "hello");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the split trailer section stalled the response for {:?}",
+        started.elapsed()
+    );
+}

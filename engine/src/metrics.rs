@@ -457,12 +457,12 @@ fn render_http(shared: &Shared, hist: &CoreHistograms, f: &mut Family<'_>) {
         ),
         (
             "strait_http_upstream_errors_total",
-            "502s: upstream unreachable, closed early, or answered an invalid response.",
+            "502s (upstream unreachable, closed early, invalid response) and responses cut short by the upstream.",
             |r| r.upstream_errors.get(),
         ),
         (
             "strait_http_upstream_timeouts_total",
-            "504s: no upstream response head within upstream_response_timeout.",
+            "504s (no response head within upstream_response_timeout) and response bodies that stalled.",
             |r| r.upstream_timeouts.get(),
         ),
         (

@@ -119,11 +119,14 @@ pub struct RouteCounters {
     pub received_bytes: Counter,
     /// Response bytes written to clients.
     pub sent_bytes: Counter,
-    /// 502s: the upstream could not be reached or answered something invalid.
+    /// 502s (the upstream could not be reached, closed early or answered something invalid), and
+    /// responses cut short by the upstream after their head was relayed.
     pub upstream_errors: Counter,
-    /// 504s: no response head within `upstream_response_timeout`; and body stalls.
+    /// 504s (no response head within `upstream_response_timeout`), and response bodies that
+    /// stalled past `upstream_body_timeout` after their head was relayed.
     pub upstream_timeouts: Counter,
-    /// 503s: no endpoint available (every connect failed or the per-endpoint cap was reached).
+    /// 503s: no connection could be had and an endpoint was at its per-core cap
+    /// (`max_connections_per_endpoint`); connect failures are 502s (`upstream_errors`).
     pub unavailable: Counter,
     /// Requests refused as malformed or over a limit (400, 408, 413, 414, 431, 505).
     pub client_errors: Counter,

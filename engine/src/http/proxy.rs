@@ -16,10 +16,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 use strait_balancer::{Balancer, TriedSet};
 use strait_protocols::http1::{
@@ -216,6 +216,8 @@ struct Exchange {
     upstream: Option<SocketAddr>,
     upstream_micros: Option<u64>,
     fault: Option<Fault>,
+    /// `self.head` describes this request (false when it was refused before its head parsed).
+    head_parsed: bool,
 }
 
 impl Exchange {
@@ -342,7 +344,7 @@ impl<'c> Conn<'c> {
 
     /// Answers a request refused before routing (malformed, over a limit, or too slow).
     async fn refuse_unrouted(&mut self, fault: Fault) {
-        let mut x = self.exchange(None);
+        let mut x = self.exchange(None, false);
         x.bytes_in = (self.buf.len() - self.start) as u64;
         self.stats().routes[x.slot].requests.inc();
         let id = self.ctx.http.next_request_id();
@@ -352,7 +354,7 @@ impl<'c> Conn<'c> {
         self.finish(&x, None);
     }
 
-    fn exchange(&self, route: Option<usize>) -> Exchange {
+    fn exchange(&self, route: Option<usize>, head_parsed: bool) -> Exchange {
         Exchange {
             started: Instant::now(),
             // The wall clock is only needed for the access log.
@@ -374,6 +376,7 @@ impl<'c> Conn<'c> {
             upstream: None,
             upstream_micros: None,
             fault: None,
+            head_parsed,
         }
     }
 
@@ -387,7 +390,7 @@ impl<'c> Conn<'c> {
             head.method_bytes(buf),
             |name| head.headers().find(name, buf),
         );
-        let mut x = self.exchange(route);
+        let mut x = self.exchange(route, true);
         let consumed = self.head_len;
         x.bytes_in = consumed as u64;
         match head.headers().find(b"x-request-id", buf) {
@@ -599,9 +602,7 @@ impl<'c> Conn<'c> {
         }
         let buf = &self.buf[..];
         let head = &self.head;
-        let parsed = x
-            .fault
-            .is_none_or(|f| !matches!(f, Fault::Client(_) | Fault::HeaderTimeout));
+        let parsed = x.head_parsed;
         let field = |name: &[u8]| {
             if parsed {
                 head.headers().find(name, buf).unwrap_or(b"")
@@ -673,13 +674,7 @@ impl<'c> Conn<'c> {
         let mut any_full = false;
         loop {
             // 1. An upstream connection: pooled, or new with failover over endpoints.
-            let reuse = if retried {
-                Reuse::Never
-            } else if idempotent && bodiless {
-                Reuse::Unchecked
-            } else {
-                Reuse::Checked
-            };
+            let reuse = if retried { Reuse::Never } else { Reuse::Pooled };
             let Some((mut upstream, endpoint, reused)) = self
                 .upstream_connection(cluster, &mut tried, &mut any_full, reuse)
                 .await
@@ -957,13 +952,8 @@ impl<'c> Conn<'c> {
                     // body bytes already forwarded.
                     self.buf.drain(head_len..self.start);
                     self.start = head_len;
-                    match monoio::time::timeout(
-                        body_timeout,
-                        read_more(&mut self.client, &mut self.buf),
-                    )
-                    .await
-                    {
-                        Err(_) => return Err(SendError::Client(Some(Fault::BodyTimeout))),
+                    match read_keeping_buffer(&mut self.client, &mut self.buf, body_timeout).await {
+                        Err(TimedOut) => return Err(SendError::Client(Some(Fault::BodyTimeout))),
                         Ok(Ok(0)) | Ok(Err(_)) => return Err(SendError::Client(None)),
                         Ok(Ok(n)) => {
                             x.bytes_in += n as u64;
@@ -1113,9 +1103,7 @@ impl<'c> Conn<'c> {
             let step = match body.decode(&self.upbuf[pos..]) {
                 Ok(step) => step,
                 Err(_) => {
-                    self.ctx.stats.cluster_http[cluster]
-                        .upstream_protocol_errors
-                        .inc();
+                    self.body_failed(x, cluster, Fault::UpstreamProtocol);
                     self.discard(cluster, endpoint, upstream);
                     let _ = self.write_out_to_client(x).await;
                     return Next::Abort;
@@ -1137,11 +1125,11 @@ impl<'c> Conn<'c> {
                     } else {
                         // Large data: write the pending head, then the data straight from the
                         // upstream buffer (no copy).
-                        if self.write_out_to_client(x).await.is_err() {
-                            self.discard(cluster, endpoint, upstream);
-                            return Next::Abort;
-                        }
-                        if self.write_upbuf_to_client(x, a, b).await.is_err() {
+                        let written = match self.write_out_to_client(x).await {
+                            Ok(()) => self.write_upbuf_to_client(x, a, b).await,
+                            Err(e) => Err(e),
+                        };
+                        if written.is_err() {
                             self.discard(cluster, endpoint, upstream);
                             return Next::Abort;
                         }
@@ -1154,20 +1142,22 @@ impl<'c> Conn<'c> {
                 }
                 Event::NeedMore => {
                     if upstream_eof {
-                        // Close-delimited bodies end here; anything else was cut short.
+                        // The upstream closed: close-delimited bodies end here, anything else
+                        // was cut short.
+                        self.discard(cluster, endpoint, upstream);
                         if body.on_eof().is_err() {
-                            self.ctx.stats.cluster_http[cluster]
-                                .upstream_protocol_errors
-                                .inc();
+                            self.body_failed(x, cluster, Fault::UpstreamClosed);
                             let _ = self.write_out_to_client(x).await;
-                            self.discard(cluster, endpoint, upstream);
                             return Next::Abort;
                         }
                         if reframe {
                             self.out.extend_from_slice(b"0\r\n\r\n");
                         }
-                        let _ = self.write_out_to_client(x).await;
-                        self.discard(cluster, endpoint, upstream);
+                        // A failed last write must not end in a clean close (or a keep-alive
+                        // after an unterminated chunked body).
+                        if self.write_out_to_client(x).await.is_err() {
+                            return Next::Abort;
+                        }
                         return if reframe && !close {
                             Next::KeepAlive
                         } else {
@@ -1178,28 +1168,27 @@ impl<'c> Conn<'c> {
                         self.discard(cluster, endpoint, upstream);
                         return Next::Abort;
                     }
-                    // A read that filled the buffer means a bulk body: read more per syscall.
+                    // Keep what the decoder has not consumed (a partial chunk line or trailer
+                    // section); a read that filled the buffer means a bulk body: read more per
+                    // syscall.
                     let full = self.upbuf.len() == self.upbuf.capacity();
-                    self.upbuf.clear();
-                    if full && self.upbuf.capacity() < BULK_BUFFER {
-                        self.upbuf
-                            .reserve((self.upbuf.capacity() * 2).min(BULK_BUFFER));
-                    }
+                    pos += step.consumed;
+                    self.upbuf.drain(..pos);
                     pos = 0;
-                    match monoio::time::timeout(timeout, read_more(&mut upstream, &mut self.upbuf))
-                        .await
-                    {
+                    if full && self.upbuf.capacity() < BULK_BUFFER {
+                        let grow = (self.upbuf.capacity() * 2).min(BULK_BUFFER);
+                        self.upbuf.reserve(grow - self.upbuf.len());
+                    }
+                    match read_with_timeout(&mut upstream, &mut self.upbuf, timeout).await {
                         Ok(Ok(0)) => upstream_eof = true,
                         Ok(Ok(_)) => {}
                         Ok(Err(_)) => {
-                            self.ctx.stats.cluster_http[cluster]
-                                .upstream_protocol_errors
-                                .inc();
+                            self.body_failed(x, cluster, Fault::UpstreamClosed);
                             self.discard(cluster, endpoint, upstream);
                             return Next::Abort;
                         }
-                        Err(_) => {
-                            self.ctx.stats.cluster_http[cluster].upstream_timeouts.inc();
+                        Err(TimedOut) => {
+                            self.body_failed(x, cluster, Fault::UpstreamTimeout);
                             self.discard(cluster, endpoint, upstream);
                             return Next::Abort;
                         }
@@ -1210,13 +1199,13 @@ impl<'c> Conn<'c> {
                         self.out.extend_from_slice(LAST_CHUNK);
                         let t = &self.upbuf[pos + trailers.start..pos + trailers.end];
                         self.out.extend_from_slice(t);
-                    } else if client_framing == ClientFraming::Close {
-                        // Trailers cannot be sent without chunked framing; they are dropped.
                     }
+                    // (To an HTTP/1.0 client trailers cannot be sent; they are dropped.)
                     pos += step.consumed;
                     let extra = pos < self.upbuf.len();
-                    let written = self.write_out_to_client(x).await;
-                    // Not back into the pool once the drain began: the pools were emptied then.
+                    // The response was read to its end: decide about the upstream connection
+                    // before a slow client can keep it from the pool. Not back into the pool once
+                    // the drain began (the pools were emptied then).
                     let pool = reusable && !self.ctx.draining.get();
                     if pool && self.response.keep_alive() && !extra {
                         self.ctx
@@ -1231,19 +1220,32 @@ impl<'c> Conn<'c> {
                         );
                     } else {
                         if extra {
+                            // Bytes after the response: the connection is out of step.
                             self.ctx.stats.cluster_http[cluster]
                                 .upstream_protocol_errors
                                 .inc();
                         }
                         self.discard(cluster, endpoint, upstream);
                     }
-                    return match written {
+                    return match self.write_out_to_client(x).await {
                         Err(_) => Next::Abort,
                         Ok(()) if close => Next::Close,
                         Ok(()) => Next::KeepAlive,
                     };
                 }
             }
+        }
+    }
+
+    /// A response that failed after its head went to the client: counted once per route and
+    /// cluster, and logged with its cause (the status stays the upstream's).
+    fn body_failed(&self, x: &mut Exchange, cluster: usize, fault: Fault) {
+        x.fault = Some(fault);
+        fault.count(&self.ctx.stats.routes[x.slot]);
+        let c = &self.ctx.stats.cluster_http[cluster];
+        match fault {
+            Fault::UpstreamTimeout => c.upstream_timeouts.inc(),
+            _ => c.upstream_protocol_errors.inc(),
         }
     }
 
@@ -1323,6 +1325,61 @@ enum ResponseFault {
     Invalid,
 }
 
+/// The deadline of a read passed first.
+#[derive(Debug)]
+struct TimedOut;
+
+async fn read_with_timeout(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    wait: Duration,
+) -> Result<io::Result<usize>, TimedOut> {
+    monoio::time::timeout(wait, read_more(stream, buf))
+        .await
+        .map_err(|_| TimedOut)
+}
+
+/// Like [`read_with_timeout`], but `buf` survives the timeout: the read is cancelled and awaited
+/// rather than dropped with the buffer inside. For reads into a buffer that still holds the
+/// parsed request head (the access log reads it after a 408).
+async fn read_keeping_buffer(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    wait: Duration,
+) -> Result<io::Result<usize>, TimedOut> {
+    reserve_spare(buf);
+    let owned = std::mem::take(buf);
+    let (len, cap) = (owned.len(), owned.capacity());
+    let canceller = Canceller::new();
+    let mut read =
+        std::pin::pin!(stream.cancelable_read(owned.slice_mut(len..cap), canceller.handle()));
+    let mut sleep = std::pin::pin!(monoio::time::sleep(wait));
+    let finished = monoio::select! {
+        done = &mut read => Some(done),
+        _ = &mut sleep => None,
+    };
+    let ((res, slice), timed_out) = match finished {
+        Some(done) => (done, false),
+        None => {
+            let _ = canceller.cancel();
+            (read.await, true)
+        }
+    };
+    *buf = slice.into_inner();
+    match res {
+        // The read may have completed as it was cancelled: keep its bytes.
+        Ok(n) if n > 0 || !timed_out => Ok(Ok(n)),
+        _ if timed_out => Err(TimedOut),
+        other => Ok(other),
+    }
+}
+
+fn reserve_spare(buf: &mut Vec<u8>) {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(buf.capacity().max(CLIENT_BUFFER));
+    }
+}
+
 /// The path routes match on: `*` (OPTIONS) and an empty absolute-form path route as `/`.
 fn routing_path(path_and_query: &[u8]) -> &[u8] {
     match path_and_query {
@@ -1333,9 +1390,7 @@ fn routing_path(path_and_query: &[u8]) -> &[u8] {
 
 /// Reads more bytes into the spare capacity of `buf`, growing it when full. `Ok(0)` is EOF.
 async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(buf.capacity().max(CLIENT_BUFFER));
-    }
+    reserve_spare(buf);
     let owned = std::mem::take(buf);
     let len = owned.len();
     let cap = owned.capacity();

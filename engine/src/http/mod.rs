@@ -39,7 +39,15 @@ pub(crate) struct HttpCore {
     pub logging: bool,
     pub route_slots: RouteSlots,
     request_ids: RequestIds,
+    /// Upstream and output buffers of requests in flight, lent per request: a keep-alive
+    /// connection between requests holds none.
+    buffers: RefCell<Vec<Vec<u8>>>,
 }
+
+/// Size of a lent request buffer: a 16 KiB response with its head arrives in one read.
+pub(crate) const REQUEST_BUFFER: usize = 64 * 1024;
+/// Idle lent buffers kept per core (bounds memory kept after a burst, not per connection).
+const BUFFERS_KEPT: usize = 256;
 
 pub(crate) struct HttpListenerState {
     pub table: RouteTable,
@@ -91,12 +99,32 @@ impl HttpCore {
             access_log: RefCell::new(access_log),
             route_slots: RouteSlots::new(config),
             request_ids: RequestIds::new(core_index),
+            buffers: RefCell::new(Vec::new()),
         }
     }
 
     /// Whether this core serves any HTTP listener (and so needs the housekeeping task).
     pub fn is_active(&self) -> bool {
         self.listeners.iter().any(Option::is_some)
+    }
+
+    /// An empty buffer with at least [`REQUEST_BUFFER`] capacity, reused when one is idle.
+    pub fn take_buffer(&self) -> Vec<u8> {
+        self.buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(REQUEST_BUFFER))
+    }
+
+    /// Gives a buffer back; buffers grown for bulk bodies (or never grown) are freed instead.
+    pub fn give_buffer(&self, mut buf: Vec<u8>) {
+        if (REQUEST_BUFFER..=2 * REQUEST_BUFFER).contains(&buf.capacity()) {
+            let mut kept = self.buffers.borrow_mut();
+            if kept.len() < BUFFERS_KEPT {
+                buf.clear();
+                kept.push(buf);
+            }
+        }
     }
 
     /// A new request id: 32 lowercase hex digits, unique per process run.

@@ -40,7 +40,7 @@ use crate::stats::RouteCounters;
 use crate::tcp_proxy::{connect_endpoint, ConnectionGuard};
 
 const CLIENT_BUFFER: usize = 4 * 1024;
-const UPSTREAM_BUFFER: usize = 16 * 1024;
+const UPSTREAM_BUFFER: usize = super::REQUEST_BUFFER;
 /// Largest read buffer for bulk bodies (grown by doubling while reads fill it).
 const BULK_BUFFER: usize = 256 * 1024;
 /// Output is written once it holds this much (a head plus body data, or re-framed chunks).
@@ -84,6 +84,7 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
         unread_input: false,
     });
     conn.run().await;
+    conn.return_buffers();
     drop(guard);
 }
 
@@ -274,13 +275,10 @@ impl<'c> Conn<'c> {
         if self.buf.capacity() > CLIENT_BUFFER * 4 && self.buf.len() <= CLIENT_BUFFER {
             self.buf.shrink_to(CLIENT_BUFFER);
         }
-        if self.upbuf.capacity() > UPSTREAM_BUFFER {
-            self.upbuf.clear();
-            self.upbuf.shrink_to(UPSTREAM_BUFFER);
-        }
-        if self.out.capacity() > FLUSH_AT * 2 {
-            self.out.clear();
-            self.out.shrink_to(CLIENT_BUFFER);
+        if self.buf.is_empty() {
+            // Between requests: the lent buffers go back to the core (pipelined requests keep
+            // them).
+            self.return_buffers();
         }
         let t = &self.config.timeouts;
         let mut scanner = HeadScanner::new();
@@ -334,6 +332,27 @@ impl<'c> Conn<'c> {
                         parse_now = true;
                     }
                 }
+            }
+        }
+    }
+
+    /// Empties `out`, first borrowing a buffer from the core if it has none of full size (so
+    /// heads and bodies never grow a small one by reallocation).
+    fn fresh_out(&mut self) {
+        if self.out.capacity() < UPSTREAM_BUFFER {
+            let small = std::mem::replace(&mut self.out, self.ctx.http.take_buffer());
+            self.ctx.http.give_buffer(small);
+        }
+        self.out.clear();
+    }
+
+    fn return_buffers(&mut self) {
+        for buf in [
+            std::mem::take(&mut self.upbuf),
+            std::mem::take(&mut self.out),
+        ] {
+            if buf.capacity() > 0 {
+                self.ctx.http.give_buffer(buf);
             }
         }
     }
@@ -447,7 +466,7 @@ impl<'c> Conn<'c> {
         let next = match &route_config.action {
             RouteAction::Respond(fixed) => {
                 self.start = consumed;
-                self.out.clear();
+                self.fresh_out();
                 let head_only = self.head.method() == Method::Head;
                 let close = !keep_alive || has_body;
                 self.unread_input |= has_body;
@@ -536,7 +555,7 @@ impl<'c> Conn<'c> {
             );
             cursor.position() as usize
         };
-        self.out.clear();
+        self.fresh_out();
         head::write_local_response(
             &LocalResponse {
                 status: x.status,
@@ -875,7 +894,7 @@ impl<'c> Conn<'c> {
     ) -> Result<(), SendError> {
         let framing = self.head.framing();
         let chunked = framing == RequestFraming::Chunked;
-        self.out.clear();
+        self.fresh_out();
         let generated;
         let has_id = self
             .head
@@ -1002,7 +1021,8 @@ impl<'c> Conn<'c> {
     ) -> Result<(), ResponseFault> {
         self.upbuf.clear();
         if self.upbuf.capacity() < UPSTREAM_BUFFER {
-            self.upbuf.reserve(UPSTREAM_BUFFER);
+            self.ctx.http.give_buffer(std::mem::take(&mut self.upbuf));
+            self.upbuf = self.ctx.http.take_buffer();
         }
         let deadline = Instant::now() + self.config.timeouts.upstream_response;
         // Upgrade is never forwarded, so a 101 is refused like any unrequested upgrade; CONNECT
@@ -1081,7 +1101,7 @@ impl<'c> Conn<'c> {
         let close =
             !keep_alive || client_framing == ClientFraming::Close || self.ctx.draining.get();
         x.status = self.response.status();
-        self.out.clear();
+        self.fresh_out();
         head::write_client_response(
             &ClientResponse {
                 buf: &self.upbuf,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strait_balancer::WeightedRoundRobin;
-use strait_protocols::http1::Limits;
+use strait_protocols::http1::{Limits, RequestHead, ResponseHead};
 
 use crate::config::{Config, RouteAction};
 use crate::stats::{CoreStats, RouteSlots};
@@ -42,6 +42,12 @@ pub(crate) struct HttpCore {
     /// Upstream and output buffers of requests in flight, lent per request: a keep-alive
     /// connection between requests holds none.
     buffers: RefCell<Vec<Vec<u8>>>,
+    /// Parsed-head tables (2.6 KiB each), lent the same way. Boxed so lending moves a pointer,
+    /// not the table.
+    #[allow(clippy::vec_box)]
+    request_heads: RefCell<Vec<Box<RequestHead>>>,
+    #[allow(clippy::vec_box)]
+    response_heads: RefCell<Vec<Box<ResponseHead>>>,
 }
 
 /// Size of a lent request buffer: a 16 KiB response with its head arrives in one read.
@@ -100,6 +106,8 @@ impl HttpCore {
             route_slots: RouteSlots::new(config),
             request_ids: RequestIds::new(core_index),
             buffers: RefCell::new(Vec::new()),
+            request_heads: RefCell::new(Vec::new()),
+            response_heads: RefCell::new(Vec::new()),
         }
     }
 
@@ -124,6 +132,34 @@ impl HttpCore {
                 buf.clear();
                 kept.push(buf);
             }
+        }
+    }
+
+    pub fn take_request_head(&self) -> Box<RequestHead> {
+        self.request_heads
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Box::new(RequestHead::new()))
+    }
+
+    pub fn give_request_head(&self, head: Box<RequestHead>) {
+        let mut kept = self.request_heads.borrow_mut();
+        if kept.len() < BUFFERS_KEPT {
+            kept.push(head);
+        }
+    }
+
+    pub fn take_response_head(&self) -> Box<ResponseHead> {
+        self.response_heads
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Box::new(ResponseHead::new()))
+    }
+
+    pub fn give_response_head(&self, head: Box<ResponseHead>) {
+        let mut kept = self.response_heads.borrow_mut();
+        if kept.len() < BUFFERS_KEPT {
+            kept.push(head);
         }
     }
 

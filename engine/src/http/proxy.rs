@@ -39,7 +39,8 @@ use crate::core::CoreContext;
 use crate::stats::RouteCounters;
 use crate::tcp_proxy::{connect_endpoint, ConnectionGuard};
 
-const CLIENT_BUFFER: usize = 4 * 1024;
+/// Initial client read buffer: most request heads fit; larger ones grow it by doubling.
+const CLIENT_BUFFER: usize = 1024;
 const UPSTREAM_BUFFER: usize = super::REQUEST_BUFFER;
 /// Largest read buffer for bulk bodies (grown by doubling while reads fill it).
 const BULK_BUFFER: usize = 256 * 1024;

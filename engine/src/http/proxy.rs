@@ -7,10 +7,10 @@
 //! borrow across an `.await`, buffer a body beyond one read, or log at info/warn for events a
 //! client can cause at will (those are counted; the access log records them).
 //!
-//! Memory per connection: one boxed state with the two parsed heads (~5 KiB), the client buffer
-//! (4 KiB, growing only to the configured head limits), the upstream buffer (16 KiB) and the
-//! output buffer (grows to the largest head plus one read of body). Requests are served one at a
-//! time, so pipelined requests are answered in order by construction.
+//! Memory per connection: between requests, the task, a 304-byte boxed state and a 1 KiB read
+//! buffer (doubling only as far as the head limits need); the parsed-head tables and the 64 KiB
+//! upstream and output buffers are lent by the core per request (`HttpCore`). Requests are served
+//! one at a time, so pipelined requests are answered in order by construction.
 
 use std::io;
 use std::net::SocketAddr;

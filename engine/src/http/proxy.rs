@@ -62,6 +62,7 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
         return;
     };
     let _ = client.set_nodelay(true);
+    let _ = sys::disable_quickack(client.as_raw_fd());
     let mut conn = Box::new(Conn {
         ctx: &ctx,
         listener_index,
@@ -343,6 +344,11 @@ impl<'c> Conn<'c> {
         }
     }
 
+    /// This response is the connection's last: let its final bytes leave with the FIN.
+    fn cork_for_close(&self) {
+        let _ = sys::set_cork(self.client.as_raw_fd());
+    }
+
     /// Empties `out`, first borrowing a buffer from the core if it has none of full size (so
     /// heads and bodies never grow a small one by reallocation).
     fn fresh_out(&mut self) {
@@ -484,6 +490,9 @@ impl<'c> Conn<'c> {
                 self.fresh_out();
                 let head_only = request_head(&self.head).method() == Method::Head;
                 let close = !keep_alive || has_body;
+                if close {
+                    self.cork_for_close();
+                }
                 self.unread_input |= has_body;
                 head::write_local_response(
                     &LocalResponse {
@@ -553,6 +562,9 @@ impl<'c> Conn<'c> {
         http10: bool,
     ) -> Next {
         let close = close || self.ctx.draining.get();
+        if close {
+            self.cork_for_close();
+        }
         x.fault = Some(fault);
         x.status = fault.status();
         fault.count(&self.ctx.stats.routes[x.slot]);
@@ -1113,6 +1125,9 @@ impl<'c> Conn<'c> {
         // Re-read: the drain may have begun while the upstream was answering.
         let close =
             !keep_alive || client_framing == ClientFraming::Close || self.ctx.draining.get();
+        if close {
+            self.cork_for_close();
+        }
         x.status = response_head(&self.response).status();
         self.fresh_out();
         head::write_client_response(

@@ -1125,9 +1125,6 @@ impl<'c> Conn<'c> {
         // Re-read: the drain may have begun while the upstream was answering.
         let close =
             !keep_alive || client_framing == ClientFraming::Close || self.ctx.draining.get();
-        if close {
-            self.cork_for_close();
-        }
         x.status = response_head(&self.response).status();
         self.fresh_out();
         head::write_client_response(
@@ -1203,6 +1200,9 @@ impl<'c> Conn<'c> {
                         }
                         // A failed last write must not end in a clean close (or a keep-alive
                         // after an unterminated chunked body).
+                        if close || !reframe {
+                            self.cork_for_close();
+                        }
                         if self.write_out_to_client(x).await.is_err() {
                             return Next::Abort;
                         }
@@ -1274,6 +1274,11 @@ impl<'c> Conn<'c> {
                                 .inc();
                         }
                         self.discard(cluster, endpoint, upstream);
+                    }
+                    // Only the last write is corked: earlier writes of a streamed body must not
+                    // wait for a full segment.
+                    if close {
+                        self.cork_for_close();
                     }
                     return match self.write_out_to_client(x).await {
                         Err(_) => Next::Abort,

@@ -673,6 +673,44 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
+/// Configurations for the engine's unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// One listener of `protocol` on `listen` (an HTTP one with a catch-all route) in front of one
+    /// cluster with one endpoint at `upstream`; every other value at its default.
+    pub(crate) fn one_listener(protocol: ListenerProtocol, listen: &str, upstream: &str) -> Config {
+        let http = protocol == ListenerProtocol::Http;
+        Config {
+            runtime: RuntimeConfig::default(),
+            admin: None,
+            log: LogConfig::default(),
+            listeners: vec![ListenerConfig {
+                name: "in".into(),
+                address: listen.parse().expect("test address"),
+                protocol,
+                cluster: (!http).then_some(0),
+                idle_timeout: Duration::from_secs(60),
+                backlog: 1024,
+                http: http.then(|| Box::new(http::defaults::catch_all(0))),
+            }],
+            clusters: vec![ClusterConfig {
+                name: "up".into(),
+                endpoints: vec![EndpointConfig {
+                    address: upstream.parse().expect("test address"),
+                    weight: 1,
+                }],
+                connect_timeout: Duration::from_secs(3),
+                connect_attempts: 3,
+                proxy_protocol: ProxyProtocol::Off,
+                http: UpstreamHttpConfig::default(),
+            }],
+            access_log: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -749,32 +787,7 @@ mod tests {
     }
 
     fn sample() -> Config {
-        Config {
-            runtime: RuntimeConfig::default(),
-            admin: None,
-            log: LogConfig::default(),
-            listeners: vec![ListenerConfig {
-                name: "in".into(),
-                address: "127.0.0.1:8080".parse().unwrap(),
-                protocol: ListenerProtocol::Tcp,
-                cluster: Some(0),
-                idle_timeout: Duration::from_secs(60),
-                backlog: 1024,
-                http: None,
-            }],
-            clusters: vec![ClusterConfig {
-                name: "up".into(),
-                endpoints: vec![EndpointConfig {
-                    address: "127.0.0.1:9000".parse().unwrap(),
-                    weight: 1,
-                }],
-                connect_timeout: Duration::from_secs(3),
-                connect_attempts: 3,
-                proxy_protocol: ProxyProtocol::Off,
-                http: UpstreamHttpConfig::default(),
-            }],
-            access_log: None,
-        }
+        test_support::one_listener(ListenerProtocol::Tcp, "127.0.0.1:8080", "127.0.0.1:9000")
     }
 
     #[test]

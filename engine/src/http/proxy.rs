@@ -1477,38 +1477,16 @@ mod size_guard {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::http::defaults::catch_all;
     use crate::config::*;
     use crate::stats::CoreStats;
 
     #[test]
     fn the_connection_task_and_state_stay_small() {
-        let config = Config {
-            runtime: RuntimeConfig::default(),
-            admin: None,
-            log: LogConfig::default(),
-            listeners: vec![ListenerConfig {
-                name: "in".into(),
-                address: "127.0.0.1:0".parse().expect("addr"),
-                protocol: ListenerProtocol::Http,
-                cluster: None,
-                idle_timeout: Duration::from_secs(60),
-                backlog: 16,
-                http: Some(Box::new(catch_all(0))),
-            }],
-            clusters: vec![ClusterConfig {
-                name: "up".into(),
-                endpoints: vec![EndpointConfig {
-                    address: "127.0.0.1:9".parse().expect("addr"),
-                    weight: 1,
-                }],
-                connect_timeout: Duration::from_secs(1),
-                connect_attempts: 1,
-                proxy_protocol: ProxyProtocol::Off,
-                http: Default::default(),
-            }],
-            access_log: None,
-        };
+        let config = crate::config::test_support::one_listener(
+            ListenerProtocol::Http,
+            "127.0.0.1:0",
+            "127.0.0.1:9",
+        );
         let stats = Arc::new(CoreStats::new(0, 0, &config));
         let ctx = Rc::new(CoreContext::new(Arc::new(config), stats, None));
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()

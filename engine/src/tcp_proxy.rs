@@ -301,33 +301,39 @@ impl Drop for EndpointGuard {
 
 /// The connection task lives as long as the connection, so its size is memory per connection.
 #[cfg(test)]
-mod size_guard {
-    use super::*;
-    use crate::config::*;
-    use crate::stats::CoreStats;
+pub(crate) mod size_guard {
+    use std::future::Future;
     use std::sync::Arc;
 
-    #[test]
-    fn the_connection_task_stays_small() {
-        let config = crate::config::test_support::one_listener(
-            ListenerProtocol::Tcp,
-            "127.0.0.1:0",
-            "127.0.0.1:9",
-        );
+    use super::*;
+    use crate::config::{test_support, ListenerProtocol};
+    use crate::stats::CoreStats;
+
+    /// The size of the future `serve` returns for one connection on a `protocol` listener.
+    pub(crate) fn connection_task_size<F: Future>(
+        protocol: ListenerProtocol,
+        serve: impl FnOnce(ConnectionGuard, TcpStream, SocketAddr) -> F,
+    ) -> usize {
+        let config = test_support::one_listener(protocol, "127.0.0.1:0", "127.0.0.1:9");
         let stats = Arc::new(CoreStats::new(0, 0, &config));
         let ctx = Rc::new(CoreContext::new(Arc::new(config), stats, None));
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
             .expect("runtime");
-        let size = rt.block_on(async {
+        rt.block_on(async {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             let peer = l.local_addr().expect("addr");
             let client = TcpStream::connect_addr(peer).await.expect("connect");
             let guard = ConnectionGuard::open(&ctx, 0, client.as_raw_fd());
             let task = serve(guard, client, peer);
             std::mem::size_of_val(&task)
-        });
+        })
+    }
+
+    #[test]
+    fn the_connection_task_stays_small() {
+        let size = connection_task_size(ListenerProtocol::Tcp, serve);
         eprintln!("connection task future: {size} B");
         // 1920 B before the connect future was boxed; the relay future is 960 B of this.
         assert!(size <= 1536, "the connection task grew to {size} bytes");

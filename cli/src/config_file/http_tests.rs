@@ -1,7 +1,6 @@
 //! Tests of the HTTP part of the schema: `[access_log]`, HTTP cluster settings, http listeners
 //! and `[[listener.route]]`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,26 +14,11 @@ use strait_engine::config::{
 use toml::de::DeTable;
 
 use super::cursor::Ctx;
-use super::{add_issues, load_str, walk, Diagnostic};
-
-fn load(text: &str) -> Result<Config, Vec<Diagnostic>> {
-    load_str(Path::new("strait.toml"), text)
-}
+use super::tests::{addr, errors, load};
+use super::{add_issues, walk};
 
 fn loaded(text: &str) -> Config {
     load(text).unwrap_or_else(|d| panic!("{d:#?}"))
-}
-
-/// The diagnostics of a bad file, as printed.
-fn errors(text: &str) -> Vec<String> {
-    match load(text) {
-        Ok(c) => panic!("expected errors, got {c:#?}"),
-        Err(diags) => diags.iter().map(|d| d.to_string()).collect(),
-    }
-}
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
 }
 
 /// An http listener without routes and two clusters; 12 lines, so the first appended line is 13.

@@ -12,19 +12,19 @@ use toml::de::DeTable;
 use super::cursor::Ctx;
 use super::{add_issues, load_file, load_str, walk, Diagnostic};
 
-fn load(text: &str) -> Result<Config, Vec<Diagnostic>> {
+pub(super) fn load(text: &str) -> Result<Config, Vec<Diagnostic>> {
     load_str(Path::new("strait.toml"), text)
 }
 
 /// The diagnostics of a bad file, as printed.
-fn errors(text: &str) -> Vec<String> {
+pub(super) fn errors(text: &str) -> Vec<String> {
     match load(text) {
         Ok(c) => panic!("expected errors, got {c:#?}"),
         Err(diags) => diags.iter().map(|d| d.to_string()).collect(),
     }
 }
 
-fn addr(s: &str) -> SocketAddr {
+pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 

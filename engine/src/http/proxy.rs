@@ -1474,33 +1474,13 @@ fn version_str(v: Version) -> &'static str {
 /// The connection task lives as long as the connection, so its size is memory per connection.
 #[cfg(test)]
 mod size_guard {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::config::*;
-    use crate::stats::CoreStats;
+    use crate::config::ListenerProtocol;
+    use crate::tcp_proxy::size_guard::connection_task_size;
 
     #[test]
     fn the_connection_task_and_state_stay_small() {
-        let config = crate::config::test_support::one_listener(
-            ListenerProtocol::Http,
-            "127.0.0.1:0",
-            "127.0.0.1:9",
-        );
-        let stats = Arc::new(CoreStats::new(0, 0, &config));
-        let ctx = Rc::new(CoreContext::new(Arc::new(config), stats, None));
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("runtime");
-        let size = rt.block_on(async {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            let peer = l.local_addr().expect("addr");
-            let client = TcpStream::connect_addr(peer).await.expect("connect");
-            let guard = ConnectionGuard::open(&ctx, 0, client.as_raw_fd());
-            let task = serve(guard, client, peer);
-            std::mem::size_of_val(&task)
-        });
+        let size = connection_task_size(ListenerProtocol::Http, serve);
         let state = std::mem::size_of::<Conn<'static>>();
         eprintln!("http connection task future: {size} B, boxed state: {state} B");
         // Measured 2,944 B and 304 B (the parsed heads, 2.6 KiB each, are lent per request).

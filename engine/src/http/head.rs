@@ -268,7 +268,7 @@ pub(crate) fn write_local_response(r: &LocalResponse<'_>, out: &mut Vec<u8>) {
 
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// Whether a client of this version gets keep-alive by default.
+/// Whether the client speaks HTTP/1.0: no chunked framing towards it, keep-alive only when asked.
 pub(crate) fn is_http10(version: Version) -> bool {
     version == Version::Http10
 }

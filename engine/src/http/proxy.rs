@@ -24,7 +24,7 @@ use monoio::net::TcpStream;
 use strait_balancer::{Balancer, TriedSet};
 use strait_protocols::http1::{
     BodyDecoder, ChunkHeader, Event, HeadScanner, HttpError, Method, RequestFraming, RequestHead,
-    ResponseContext, ResponseFraming, ResponseHead, Version, CHUNK_DATA_END, LAST_CHUNK,
+    ResponseContext, ResponseFraming, ResponseHead, CHUNK_DATA_END, LAST_CHUNK,
 };
 use strait_protocols::relay::sys;
 use tracing::debug;
@@ -760,8 +760,8 @@ impl<'c> Conn<'c> {
                     max_body,
                 )
                 .await;
-            let request_complete = match sent {
-                Ok(()) => true,
+            match sent {
+                Ok(()) => {}
                 Err(SendError::Upstream) if reused && !retried && idempotent && bodiless => {
                     // The pooled connection died between the staleness check and our write.
                     self.discard(cluster, endpoint, upstream);
@@ -795,8 +795,7 @@ impl<'c> Conn<'c> {
                         None => Forwarded::Done(Next::Abort),
                     };
                 }
-            };
-            debug_assert!(request_complete);
+            }
 
             // 3. The response head.
             let sent_at = Instant::now();
@@ -1364,12 +1363,6 @@ enum SendError {
     Client(Option<Fault>),
 }
 
-impl From<SendError> for Forwarded {
-    fn from(_: SendError) -> Forwarded {
-        Forwarded::Done(Next::Abort)
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 enum ResponseFault {
     Timeout,
@@ -1464,11 +1457,6 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usiz
     let (res, slice) = stream.read(owned.slice_mut(len..cap)).await;
     *buf = slice.into_inner();
     res
-}
-
-#[allow(dead_code)]
-fn version_str(v: Version) -> &'static str {
-    v.as_str()
 }
 
 /// The connection task lives as long as the connection, so its size is memory per connection.

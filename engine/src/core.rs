@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 use crate::config::{Config, ListenerProtocol, RelayMode};
 use crate::control::{Control, ControlReceiver};
 use crate::http::{self, access_log::CoreAccessLog, pool::Pools, HttpCore};
-use crate::listener::BoundSocket;
+use crate::listener::{self, BoundSocket};
 use crate::log_limit::LogLimit;
 use crate::stats::{CoreHistograms, CoreStats};
 use crate::tcp_proxy;
@@ -329,24 +329,54 @@ async fn accept_loop(
     let is_http = ctx.config.listeners[listener_index].protocol == ListenerProtocol::Http;
     let max = ctx.config.runtime.max_connections_per_core;
     let resource_warnings = LogLimit::per_second();
-    loop {
-        match listener.cancelable_accept(cancel.clone()).await {
-            Ok((stream, peer)) => {
-                // An accept that completed as the drain began still belongs to a client who
-                // connected before it: serve it.
-                if ctx.active.get() >= max {
-                    reject(&ctx, listener_index, stream, peer);
-                } else {
-                    use std::os::fd::AsRawFd;
-                    let guard =
-                        tcp_proxy::ConnectionGuard::open(&ctx, listener_index, stream.as_raw_fd());
-                    if is_http {
-                        monoio::spawn(http::proxy::serve(guard, stream, peer));
-                    } else {
-                        monoio::spawn(tcp_proxy::serve(guard, stream, peer));
-                    }
-                }
+    let listener_fd = {
+        use std::os::fd::AsRawFd;
+        listener.as_raw_fd()
+    };
+    // monoio's own accepts leave sockets blocking under io_uring and non-blocking under epoll;
+    // the backlog drain below does the same.
+    let nonblocking = monoio::utils::is_legacy();
+    let start = |stream: TcpStream, peer: SocketAddr| {
+        // An accept that completed as the drain began still belongs to a client who connected
+        // before it: serve it.
+        if ctx.active.get() >= max {
+            reject(&ctx, listener_index, stream, peer);
+        } else {
+            use std::os::fd::AsRawFd;
+            let guard = tcp_proxy::ConnectionGuard::open(&ctx, listener_index, stream.as_raw_fd());
+            if is_http {
+                monoio::spawn(http::proxy::serve(guard, stream, peer));
+            } else {
+                monoio::spawn(tcp_proxy::serve(guard, stream, peer));
             }
+        }
+    };
+    loop {
+        // Take what is already queued with plain non-blocking accepts first: while connections
+        // are waiting in the backlog nobody needs to wait on the listener, so a client's connect
+        // wakes no one on its core (with an async accept pending, every connect costs the
+        // client's core a wakeup of this one: measured ~12 % fewer connections per second on
+        // the load core). Bounded, so a connection storm cannot starve open connections.
+        for _ in 0..BACKLOG_BATCH {
+            if ctx.draining.get() || ctx.active.get() >= max {
+                break;
+            }
+            match listener::accept_queued(listener_fd, nonblocking) {
+                Some((stream, peer)) => match TcpStream::from_std(stream) {
+                    Ok(stream) => start(stream, peer),
+                    Err(e) => {
+                        ctx.stats.totals.accept_errors.inc();
+                        debug!(core = ctx.stats.index, error = %e, "cannot register an accepted connection");
+                    }
+                },
+                None => break,
+            }
+        }
+        if ctx.draining.get() {
+            break;
+        }
+        match listener.cancelable_accept(cancel.clone()).await {
+            Ok((stream, peer)) => start(stream, peer),
             Err(_) if ctx.draining.get() => break,
             Err(e) => {
                 ctx.stats.totals.accept_errors.inc();
@@ -368,6 +398,9 @@ async fn accept_loop(
     debug!(core = ctx.stats.index, listener = %name, "accept loop stopped");
     drop(listener);
 }
+
+/// Queued connections taken per round of the accept loop before it awaits again.
+const BACKLOG_BATCH: usize = 32;
 
 /// Over the per-core limit: close at once with RST so the client retries elsewhere instead of
 /// waiting, and count it.

@@ -106,3 +106,67 @@ fn bind_tcp(address: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 fn bind_udp(address: SocketAddr) -> io::Result<UdpSocket> {
     Ok(reuseport_socket(address, Type::DGRAM, Protocol::UDP)?.into())
 }
+
+/// One connection already waiting in `listener`'s accept queue, without blocking: `None` when the
+/// queue is empty or the accept failed (the async accept that follows reports real errors).
+/// `nonblocking` sets O_NONBLOCK on the new socket (what the epoll driver expects; io_uring
+/// drives blocking sockets).
+pub fn accept_queued(
+    listener: std::os::fd::RawFd,
+    nonblocking: bool,
+) -> Option<(std::net::TcpStream, SocketAddr)> {
+    use std::os::fd::FromRawFd;
+    let mut storage: libc::sockaddr_storage = unsafe_zeroed_storage();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let flags = libc::SOCK_CLOEXEC | if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+    // SAFETY: `storage` and `len` are valid for writes of the sizes given, for the whole call;
+    // accept4 on a non-blocking listener never blocks.
+    let fd = unsafe {
+        libc::accept4(
+            listener,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+            flags,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let peer = socket_address(&storage)?;
+    Some((stream, peer))
+}
+
+fn unsafe_zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is a plain C struct for which all-zero bytes are a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// The IPv4 or IPv6 address the kernel wrote into `storage`.
+fn socket_address(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it is large and
+            // aligned enough for.
+            let a =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}

@@ -71,6 +71,8 @@ struct OpenSocket {
     upstream: RawFd,
     /// An HTTP connection waiting for its next request: closed at once when the drain begins.
     idle: bool,
+    /// The drain shut this connection's read side while it looked idle.
+    shut: bool,
 }
 
 impl OpenSocket {
@@ -78,6 +80,7 @@ impl OpenSocket {
         client: -1,
         upstream: -1,
         idle: false,
+        shut: false,
     };
 }
 
@@ -105,10 +108,19 @@ impl OpenSockets {
         }
     }
 
-    pub fn set_idle(&mut self, slot: usize, idle: bool) {
+    pub fn set_idle(&mut self, slot: usize) {
         if let Some(s) = self.slots.get_mut(slot) {
-            s.idle = idle;
+            s.idle = true;
         }
+    }
+
+    /// The connection stopped waiting; true if the drain shut its read side meanwhile (a request
+    /// that arrived just then can still be answered, but nothing more can be read).
+    pub fn end_idle(&mut self, slot: usize) -> bool {
+        self.slots.get_mut(slot).is_some_and(|s| {
+            s.idle = false;
+            s.shut
+        })
     }
 
     pub fn remove(&mut self, slot: usize) {
@@ -129,10 +141,11 @@ impl OpenSockets {
 
     /// Ends the wait of every HTTP connection idle between requests: shutting down the read side
     /// makes its pending read return end-of-file, and the connection closes cleanly.
-    fn close_idle(&self) {
-        for s in self.slots.iter().filter(|s| s.idle && s.client >= 0) {
+    fn close_idle(&mut self) {
+        for s in self.slots.iter_mut().filter(|s| s.idle && s.client >= 0) {
             // SAFETY: shutdown(2) on a descriptor this core owns; it touches no memory.
             let _ = unsafe { libc::shutdown(s.client, libc::SHUT_RD) };
+            s.shut = true;
         }
     }
 }
@@ -253,7 +266,7 @@ pub(crate) async fn run(
     let deadline = Instant::now() + ctx.config.runtime.drain_timeout;
     // Keep-alive connections between requests close now; busy ones finish their request and
     // answer it with `connection: close`.
-    ctx.open_sockets.borrow().close_idle();
+    ctx.open_sockets.borrow_mut().close_idle();
     ctx.http.pools.borrow_mut().clear();
     info!(
         core = ctx.stats.index,
@@ -443,4 +456,36 @@ fn is_transient(e: &io::Error) -> bool {
                 | libc::ENETUNREACH
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    #[test]
+    fn the_drain_shuts_only_connections_waiting_for_a_request() {
+        let (mut idle_end, _idle_peer) = UnixStream::pair().expect("pair");
+        let (busy_end, _busy_peer) = UnixStream::pair().expect("pair");
+        let mut open = OpenSockets::default();
+        let idle = open.insert(idle_end.as_raw_fd());
+        let busy = open.insert(busy_end.as_raw_fd());
+        open.set_idle(idle);
+        open.close_idle();
+        // The idle connection's read side is shut (a read sees end-of-file at once) and it is
+        // told so when it wakes; the busy one is untouched.
+        let mut byte = [0u8; 1];
+        assert_eq!(idle_end.read(&mut byte).expect("read"), 0);
+        assert!(open.end_idle(idle));
+        assert!(!open.end_idle(busy));
+        busy_end.set_nonblocking(true).expect("nonblocking");
+        let mut busy_end = busy_end;
+        assert!(
+            busy_end.read(&mut byte).is_err(),
+            "the busy socket must still be open for reading"
+        );
+    }
 }

@@ -84,6 +84,7 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
         path: Vec::new(),
         served: 0,
         unread_input: false,
+        input_shut: false,
     });
     conn.run().await;
     conn.return_buffers();
@@ -116,6 +117,9 @@ struct Conn<'c> {
     served: u64,
     /// The client may still be sending (a refused or unread request): close with a linger.
     unread_input: bool,
+    /// The drain shut the read side while this connection looked idle: only bytes already read
+    /// can be served.
+    input_shut: bool,
 }
 
 /// What happens to the client connection after a request.
@@ -136,6 +140,8 @@ enum Fault {
     BodyTimeout,
     BodyTooLarge,
     NoRoute,
+    /// The drain began as this request arrived and its body can no longer be read.
+    Draining,
     /// CONNECT: Strait is a reverse proxy, not a forward proxy or tunnel.
     MethodNotAllowed,
     ConnectFailed,
@@ -152,6 +158,7 @@ impl Fault {
             Fault::HeaderTimeout | Fault::BodyTimeout => 408,
             Fault::BodyTooLarge => 413,
             Fault::NoRoute => 404,
+            Fault::Draining => 503,
             Fault::MethodNotAllowed => 405,
             Fault::ConnectFailed | Fault::UpstreamProtocol | Fault::UpstreamClosed => 502,
             Fault::PoolFull => 503,
@@ -167,6 +174,7 @@ impl Fault {
             Fault::BodyTimeout => "request body stalled",
             Fault::BodyTooLarge => "request body larger than allowed",
             Fault::NoRoute => "no route for this host and path",
+            Fault::Draining => "the proxy is shutting down; retry the request",
             Fault::MethodNotAllowed => "CONNECT is not supported by this proxy",
             Fault::ConnectFailed => "upstream connect failed",
             Fault::PoolFull => "no upstream connection available",
@@ -183,6 +191,7 @@ impl Fault {
             Fault::BodyTimeout => "body_timeout",
             Fault::BodyTooLarge => "body_too_large",
             Fault::NoRoute => "no_route",
+            Fault::Draining => "draining",
             Fault::MethodNotAllowed => "method_not_allowed",
             Fault::ConnectFailed => "connect_failed",
             Fault::PoolFull => "pool_full",
@@ -198,6 +207,7 @@ impl Fault {
                 c.client_errors.inc()
             }
             Fault::NoRoute => {}
+            Fault::Draining => c.unavailable.inc(),
             Fault::MethodNotAllowed => c.client_errors.inc(),
             Fault::ConnectFailed | Fault::UpstreamProtocol | Fault::UpstreamClosed => {
                 c.upstream_errors.inc()
@@ -315,15 +325,12 @@ impl<'c> Conn<'c> {
             }
             let idle = deadline.is_none();
             if idle {
-                self.ctx.open_sockets.borrow_mut().set_idle(self.slot, true);
+                self.ctx.open_sockets.borrow_mut().set_idle(self.slot);
             }
             let read =
                 monoio::time::timeout(wait, read_more(&mut self.client, &mut self.buf)).await;
             if idle {
-                self.ctx
-                    .open_sockets
-                    .borrow_mut()
-                    .set_idle(self.slot, false);
+                self.input_shut |= self.ctx.open_sockets.borrow_mut().end_idle(self.slot);
             }
             match read {
                 Err(_) if idle => return Ok(false),
@@ -474,6 +481,20 @@ impl<'c> Conn<'c> {
         let max_body = route_config
             .max_body_size
             .unwrap_or(self.config.limits.max_body_size);
+        let body_buffered = match framing {
+            RequestFraming::None => true,
+            RequestFraming::ContentLength(n) => (self.buf.len() - consumed) as u64 >= n,
+            RequestFraming::Chunked => false,
+        };
+        if self.input_shut && !body_buffered {
+            // Nothing more can be read: never forward a request whose body would be cut.
+            self.start = consumed;
+            let next = self
+                .respond_fault(&mut x, Fault::Draining, true, http10)
+                .await;
+            self.finish(&x, Some(route_config));
+            return next;
+        }
         if let RequestFraming::ContentLength(n) = framing {
             if n > max_body {
                 self.start = consumed;

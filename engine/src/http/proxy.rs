@@ -85,6 +85,7 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
         served: 0,
         unread_input: false,
         input_shut: false,
+        body_canceller: None,
     });
     conn.run().await;
     conn.return_buffers();
@@ -120,6 +121,8 @@ struct Conn<'c> {
     /// The drain shut the read side while this connection looked idle: only bytes already read
     /// can be served.
     input_shut: bool,
+    /// Cancels a timed-out body read so its buffer comes back (see [`read_keeping_buffer`]).
+    body_canceller: Option<Canceller>,
 }
 
 /// What happens to the client connection after a request.
@@ -1017,7 +1020,14 @@ impl<'c> Conn<'c> {
                     // body bytes already forwarded.
                     self.buf.drain(head_len..self.start);
                     self.start = head_len;
-                    match read_keeping_buffer(&mut self.client, &mut self.buf, body_timeout).await {
+                    match read_keeping_buffer(
+                        &mut self.client,
+                        &mut self.buf,
+                        body_timeout,
+                        &mut self.body_canceller,
+                    )
+                    .await
+                    {
                         Err(TimedOut) => return Err(SendError::Client(Some(Fault::BodyTimeout))),
                         Ok(Ok(0)) | Ok(Err(_)) => return Err(SendError::Client(None)),
                         Ok(Ok(n)) => {
@@ -1038,7 +1048,6 @@ impl<'c> Conn<'c> {
                     return self.flush_upstream(upstream).await;
                 }
             }
-            x.bytes_in = x.bytes_in.max(total);
         }
     }
 
@@ -1423,17 +1432,19 @@ async fn read_with_timeout(
 /// Like [`read_with_timeout`], but `buf` survives the timeout: the read is cancelled and awaited
 /// rather than dropped with the buffer inside. For reads into a buffer that still holds the
 /// parsed request head (the access log reads it after a 408).
+/// `canceller` is kept per connection (made on its first body read): a `Canceller` allocates,
+/// and a body takes many reads.
 async fn read_keeping_buffer(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     wait: Duration,
+    canceller: &mut Option<Canceller>,
 ) -> Result<io::Result<usize>, TimedOut> {
     reserve_spare(buf);
     let owned = std::mem::take(buf);
     let (len, cap) = (owned.len(), owned.capacity());
-    let canceller = Canceller::new();
-    let mut read =
-        std::pin::pin!(stream.cancelable_read(owned.slice_mut(len..cap), canceller.handle()));
+    let handle = canceller.get_or_insert_with(Canceller::new).handle();
+    let mut read = std::pin::pin!(stream.cancelable_read(owned.slice_mut(len..cap), handle));
     let mut sleep = std::pin::pin!(monoio::time::sleep(wait));
     let finished = monoio::select! {
         done = &mut read => Some(done),
@@ -1442,7 +1453,8 @@ async fn read_keeping_buffer(
     let ((res, slice), timed_out) = match finished {
         Some(done) => (done, false),
         None => {
-            let _ = canceller.cancel();
+            // `cancel` hands back a fresh canceller for later reads.
+            *canceller = canceller.take().map(Canceller::cancel);
             (read.await, true)
         }
     };

@@ -176,9 +176,11 @@ impl CoreContext {
                 pipes: PipePool::new(rt.relay_buffer_size as usize, PIPE_POOL_IDLE),
                 buffers: BufferPool::new(rt.relay_buffer_size as usize, BUFFER_POOL_IDLE),
                 idle: IdleTimers::new(IdleTimers::tick_for(
+                    // HTTP connections use their own timeouts, not the relay's idle sweeper.
                     config
                         .listeners
                         .iter()
+                        .filter(|l| l.protocol != ListenerProtocol::Http)
                         .map(|l| l.idle_timeout)
                         .min()
                         .unwrap_or(Duration::from_secs(1)),

@@ -458,6 +458,8 @@ fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> V
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             backlog: DEFAULT_BACKLOG,
             http: None,
+            sniff: None,
+            tls: None,
         };
         if let Some(mut t) = item.table(ctx, "[[listener]]", LISTENER_KEYS) {
             if let Some(f) = t.require(ctx, "name") {

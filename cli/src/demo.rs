@@ -216,7 +216,10 @@ pub fn config(listen: SocketAddr, tcp_listen: SocketAddr, origins: &Origins) -> 
                     limits: http_defaults::LIMITS,
                     timeouts: http_defaults::TIMEOUTS,
                     trust_forwarded: false,
+                    h2: strait_engine::config::tls::defaults::H2,
                 })),
+                sniff: None,
+                tls: None,
             },
             ListenerConfig {
                 name: "demo-tcp".into(),
@@ -226,6 +229,8 @@ pub fn config(listen: SocketAddr, tcp_listen: SocketAddr, origins: &Origins) -> 
                 idle_timeout: Duration::from_secs(300),
                 backlog: 1024,
                 http: None,
+                sniff: None,
+                tls: None,
             },
         ],
         clusters: vec![ClusterConfig {

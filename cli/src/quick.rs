@@ -84,6 +84,8 @@ impl QuickArgs {
                 backlog: defaults::BACKLOG,
                 http: (protocol == ListenerProtocol::Http)
                     .then(|| Box::new(http_defaults::catch_all(0))),
+                sniff: None,
+                tls: None,
             }],
             clusters: vec![ClusterConfig {
                 name: "upstream".into(),

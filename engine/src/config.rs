@@ -12,11 +12,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub mod http;
+pub mod tls;
 
 pub use http::{
     AccessLogConfig, AccessLogFormat, AccessLogTarget, FixedResponse, ForwardAction, HeaderEdits,
     HeaderMatch, HostMatch, HttpLimits, HttpListenerConfig, HttpTimeouts, PathMatch, PrefixRewrite,
     RouteAction, RouteConfig, UpstreamHttpConfig, WeightedCluster,
+};
+pub use tls::{
+    CertificateConfig, H2Settings, PassthroughRoute, ProtocolSet, SniffConfig, TlsListenerConfig,
+    TlsVersion, UpstreamProtocol,
 };
 
 /// A complete, validated configuration.
@@ -186,25 +191,30 @@ impl LogFormat {
     }
 }
 
-/// What a listener speaks. Later protocols (auto-sniffing) extend this enum.
+/// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerProtocol {
-    /// L4 TCP relay.
+    /// L4 TCP relay (TLS-terminated when the listener has `tls`).
     Tcp,
     /// UDP datagram relay: one session (upstream socket) per client address per core.
     Udp,
-    /// HTTP/1.1 reverse proxy with routes.
+    /// HTTP reverse proxy with routes: HTTP/1.1 in clear text, or HTTPS (h2 and HTTP/1.1 by ALPN)
+    /// when the listener has `tls`.
     Http,
+    /// Sniffs the first bytes of each connection and serves the protocols of its
+    /// [`SniffConfig`]: TLS, HTTP/1.1, h2c, raw TCP.
+    Auto,
 }
 
 impl ListenerProtocol {
-    pub const VALID: &'static str = "\"tcp\", \"udp\" or \"http\"";
+    pub const VALID: &'static str = "\"tcp\", \"udp\", \"http\" or \"auto\"";
 
     pub fn parse(s: &str) -> Option<ListenerProtocol> {
         match s {
             "tcp" => Some(ListenerProtocol::Tcp),
             "udp" => Some(ListenerProtocol::Udp),
             "http" => Some(ListenerProtocol::Http),
+            "auto" => Some(ListenerProtocol::Auto),
             _ => None,
         }
     }
@@ -214,6 +224,7 @@ impl ListenerProtocol {
             ListenerProtocol::Tcp => "tcp",
             ListenerProtocol::Udp => "udp",
             ListenerProtocol::Http => "http",
+            ListenerProtocol::Auto => "auto",
         }
     }
 
@@ -247,8 +258,14 @@ pub struct ListenerConfig {
     pub idle_timeout: Duration,
     /// listen(2) backlog of each per-core socket.
     pub backlog: u32,
-    /// Present exactly when `protocol` is `Http`.
+    /// Present when the listener serves HTTP: `protocol` is `Http`, or `Auto` with HTTP among
+    /// its protocols (directly or inside TLS).
     pub http: Option<Box<HttpListenerConfig>>,
+    /// Present exactly when `protocol` is `Auto`.
+    pub sniff: Option<SniffConfig>,
+    /// TLS termination: on `Http` (HTTPS), `Tcp` (TLS-terminated TCP) and `Auto` listeners that
+    /// accept `tls`.
+    pub tls: Option<Box<TlsListenerConfig>>,
 }
 
 impl ListenerConfig {
@@ -256,6 +273,24 @@ impl ListenerConfig {
     /// never ask) see the fallback.
     pub fn l4_cluster(&self) -> usize {
         self.cluster.unwrap_or(0)
+    }
+
+    /// The protocols accepted on this listener's connections, before any sniffing.
+    pub fn accepted(&self) -> ProtocolSet {
+        match (self.protocol, &self.sniff) {
+            (ListenerProtocol::Auto, Some(s)) => s.protocols,
+            (ListenerProtocol::Http, _) => ProtocolSet {
+                tls: self.tls.is_some(),
+                http1: self.tls.is_none(),
+                ..ProtocolSet::NONE
+            },
+            (ListenerProtocol::Tcp, _) => ProtocolSet {
+                tls: self.tls.is_some(),
+                tcp: self.tls.is_none(),
+                ..ProtocolSet::NONE
+            },
+            _ => ProtocolSet::NONE,
+        }
     }
 }
 
@@ -358,29 +393,8 @@ impl Config {
                     format!("duplicate listener address {}", l.address),
                 );
             }
-            match (l.protocol, l.cluster, &l.http) {
-                (ListenerProtocol::Http, None, Some(http)) => {
-                    http::check_listener(
-                        http,
-                        &format!("listener[{i}]"),
-                        self.clusters.len(),
-                        &mut issue,
-                    );
-                }
-                (ListenerProtocol::Http, _, _) => issue(
-                    format!("listener[{i}].route"),
-                    "an http listener forwards through its routes (a `cluster` becomes a catch-all route)".into(),
-                ),
-                (_, _, Some(_)) => issue(
-                    format!("listener[{i}].route"),
-                    "routes and HTTP settings need protocol = \"http\"".into(),
-                ),
-                (_, Some(c), None) if c < self.clusters.len() => {}
-                (_, _, None) => issue(
-                    format!("listener[{i}].cluster"),
-                    "refers to no cluster".into(),
-                ),
-            }
+            let at = format!("listener[{i}]");
+            check_listener_kind(l, &at, self.clusters.len(), &mut issue);
             if l.idle_timeout.is_zero() {
                 issue(
                     format!("listener[{i}].idle_timeout"),
@@ -515,6 +529,157 @@ impl Config {
             Ok(())
         } else {
             Err(issues)
+        }
+    }
+}
+
+/// What each kind of listener needs and refuses: HTTP settings, an L4 cluster, sniffing, TLS.
+fn check_listener_kind(
+    l: &ListenerConfig,
+    at: &str,
+    clusters: usize,
+    issue: &mut impl FnMut(String, String),
+) {
+    let accepted = l.accepted();
+    let needs_http = match l.protocol {
+        ListenerProtocol::Http => true,
+        ListenerProtocol::Auto => {
+            accepted.speaks_http()
+                || (accepted.tls
+                    && l.tls
+                        .as_ref()
+                        .is_some_and(|t| t.alpn.iter().any(|a| a == "h2" || a == "http/1.1")))
+        }
+        ListenerProtocol::Tcp | ListenerProtocol::Udp => false,
+    };
+    let needs_cluster = match l.protocol {
+        ListenerProtocol::Tcp | ListenerProtocol::Udp => true,
+        ListenerProtocol::Http => false,
+        ListenerProtocol::Auto => accepted.tcp,
+    };
+    match (needs_http, &l.http) {
+        (true, Some(http)) => http::check_listener(http, at, clusters, issue),
+        (true, None) if l.protocol == ListenerProtocol::Http => issue(
+            format!("{at}.route"),
+            "an http listener forwards through its routes (a `cluster` becomes a catch-all route)"
+                .into(),
+        ),
+        (true, None) => issue(
+            format!("{at}.route"),
+            "a listener accepting http1, h2c or HTTP over TLS needs routes (or a `cluster`)".into(),
+        ),
+        (false, Some(_)) => issue(
+            format!("{at}.route"),
+            "routes and HTTP settings need protocol = \"http\" or HTTP among `protocols`".into(),
+        ),
+        (false, None) => {}
+    }
+    match (needs_cluster, l.cluster) {
+        (true, Some(c)) if c < clusters => {}
+        (true, Some(_)) => issue(format!("{at}.cluster"), "refers to no cluster".into()),
+        (true, None) if l.protocol == ListenerProtocol::Auto => issue(
+            format!("{at}.cluster"),
+            "a listener accepting \"tcp\" needs a `cluster` for the connections that are not \
+             HTTP or TLS"
+                .into(),
+        ),
+        (true, None) => issue(format!("{at}.cluster"), "refers to no cluster".into()),
+        (false, Some(_)) if l.protocol == ListenerProtocol::Http => issue(
+            format!("{at}.route"),
+            "an http listener forwards through its routes (a `cluster` becomes a catch-all route)"
+                .into(),
+        ),
+        (false, Some(_)) => issue(
+            format!("{at}.cluster"),
+            "only used for raw TCP: add \"tcp\" to `protocols`".into(),
+        ),
+        (false, None) => {}
+    }
+    match (l.protocol, &l.sniff) {
+        (ListenerProtocol::Auto, Some(s)) => {
+            if s.protocols == ProtocolSet::NONE {
+                issue(
+                    format!("{at}.protocols"),
+                    format!("name at least one of {}", ProtocolSet::VALID),
+                );
+            }
+            if s.timeout.is_zero() {
+                issue(
+                    format!("{at}.sniff_timeout"),
+                    "must be greater than 0".into(),
+                );
+            }
+        }
+        (ListenerProtocol::Auto, None) => issue(
+            format!("{at}.protocols"),
+            format!(
+                "protocol = \"auto\" needs `protocols`: some of {}",
+                ProtocolSet::VALID
+            ),
+        ),
+        (_, Some(_)) => issue(
+            format!("{at}.protocols"),
+            "sniffing needs protocol = \"auto\" (or leave `protocol` out)".into(),
+        ),
+        (_, None) => {}
+    }
+    match (&l.tls, l.protocol) {
+        (Some(_), ListenerProtocol::Udp) => issue(
+            format!("{at}.tls"),
+            "TLS is for TCP listeners (DTLS is not supported)".into(),
+        ),
+        (Some(_), ListenerProtocol::Auto) if !accepted.tls => issue(
+            format!("{at}.tls"),
+            "add \"tls\" to `protocols` to use these TLS settings".into(),
+        ),
+        (None, ListenerProtocol::Auto) if accepted.tls => issue(
+            format!("{at}.tls"),
+            "a listener accepting \"tls\" needs [listener.tls] with at least one certificate"
+                .into(),
+        ),
+        (Some(t), _) => tls_checks(t, &format!("{at}.tls"), clusters, l.http.is_some(), issue),
+        (None, _) => {}
+    }
+}
+
+fn tls_checks(
+    t: &TlsListenerConfig,
+    at: &str,
+    clusters: usize,
+    has_http: bool,
+    issue: &mut impl FnMut(String, String),
+) {
+    if t.certificates.is_empty() {
+        issue(
+            format!("{at}.certificate"),
+            "TLS termination needs at least one [[listener.tls.certificate]] (cert and key)".into(),
+        );
+    }
+    for (j, a) in t.alpn.iter().enumerate() {
+        if a.is_empty() || a.len() > 255 {
+            issue(
+                format!("{at}.alpn[{j}]"),
+                "an ALPN protocol id is 1 to 255 bytes".into(),
+            );
+        } else if (a == "h2" || a == "http/1.1") && !has_http {
+            issue(
+                format!("{at}.alpn[{j}]"),
+                format!("{a:?} needs HTTP routes on this listener"),
+            );
+        }
+    }
+    if t.handshake_timeout.is_zero() {
+        issue(
+            format!("{at}.handshake_timeout"),
+            "must be greater than 0".into(),
+        );
+    }
+    for (j, p) in t.passthrough.iter().enumerate() {
+        if p.cluster >= clusters {
+            issue(
+                format!("{at}.passthrough[{j}].cluster"),
+                "refers to no cluster".into(),
+            );
         }
     }
 }
@@ -694,6 +859,8 @@ pub(crate) mod test_support {
                 idle_timeout: Duration::from_secs(60),
                 backlog: 1024,
                 http: http.then(|| Box::new(http::defaults::catch_all(0))),
+                sniff: None,
+                tls: None,
             }],
             clusters: vec![ClusterConfig {
                 name: "up".into(),

@@ -63,7 +63,7 @@ pub fn bind(listener: &ListenerConfig, cores: usize) -> Result<BoundListener, Bi
     let mut per_core = Vec::with_capacity(cores);
     for _ in 0..cores {
         let (socket, local) = match listener.protocol {
-            ListenerProtocol::Tcp | ListenerProtocol::Http => {
+            ListenerProtocol::Tcp | ListenerProtocol::Http | ListenerProtocol::Auto => {
                 let s = bind_tcp(address, listener.backlog).map_err(|e| err(address, e))?;
                 let local = s.local_addr();
                 (BoundSocket::Tcp(s), local)

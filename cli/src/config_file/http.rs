@@ -212,6 +212,7 @@ pub(super) fn listener(
         limits: defaults::LIMITS,
         timeouts: defaults::TIMEOUTS,
         trust_forwarded: false,
+        h2: strait_engine::config::tls::defaults::H2,
     };
     if let Some(f) = keys.get("trust_forwarded") {
         if let Some(b) = boolean(ctx, f) {

@@ -217,7 +217,10 @@ fn the_documented_http_example_loads_with_every_value() {
                         upstream_body: Duration::from_secs(45),
                     },
                     trust_forwarded: true,
+                    h2: strait_engine::config::tls::defaults::H2,
                 })),
+                sniff: None,
+                tls: None,
             },
             ListenerConfig {
                 name: "db".into(),
@@ -227,6 +230,8 @@ fn the_documented_http_example_loads_with_every_value() {
                 idle_timeout: Duration::from_secs(300),
                 backlog: 1024,
                 http: None,
+                sniff: None,
+                tls: None,
             },
         ]
     );
@@ -253,6 +258,7 @@ fn the_documented_http_example_loads_with_every_value() {
                     pool_max_idle: 128,
                     pool_idle_timeout: Duration::from_secs(20),
                     max_connections_per_endpoint: 1000,
+                    ..UpstreamHttpConfig::default()
                 },
                 ..cluster("api", 0)
             },
@@ -291,7 +297,10 @@ fn http_defaults_fill_everything_not_written() {
                     limits: defaults::LIMITS,
                     timeouts: defaults::TIMEOUTS,
                     trust_forwarded: false,
+                    h2: strait_engine::config::tls::defaults::H2,
                 })),
+                sniff: None,
+                tls: None,
             }],
             clusters: vec![cluster("app", 9000), cluster("api", 9001)],
             access_log: Some(AccessLogConfig {

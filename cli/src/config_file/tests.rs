@@ -93,6 +93,8 @@ fn the_documented_example_loads_with_every_value() {
                 idle_timeout: Duration::from_secs(120),
                 backlog: 4096,
                 http: None,
+                sniff: None,
+                tls: None,
             },
             ListenerConfig {
                 name: "cache-in".into(),
@@ -102,6 +104,8 @@ fn the_documented_example_loads_with_every_value() {
                 idle_timeout: Duration::from_secs(300),
                 backlog: 1024,
                 http: None,
+                sniff: None,
+                tls: None,
             },
         ]
     );
@@ -160,6 +164,8 @@ fn defaults_fill_everything_not_written() {
                 idle_timeout: Duration::from_secs(300),
                 backlog: 1024,
                 http: None,
+                sniff: None,
+                tls: None,
             }],
             clusters: vec![ClusterConfig {
                 name: "backend".into(),

@@ -21,6 +21,8 @@ pub struct HttpListenerConfig {
     /// Keep X-Forwarded-For/-Proto/-Host sent by clients and append to them (only behind a trusted
     /// load balancer), or drop them and write our own (the default).
     pub trust_forwarded: bool,
+    /// Downstream HTTP/2 (h2 over TLS and h2c).
+    pub h2: super::H2Settings,
 }
 
 /// Size limits for requests on one listener.
@@ -176,6 +178,8 @@ pub struct UpstreamHttpConfig {
     /// Connections (busy and idle) per endpoint per core; a request that would need one more is
     /// answered 503.
     pub max_connections_per_endpoint: u32,
+    /// HTTP version spoken to the endpoints.
+    pub protocol: super::UpstreamProtocol,
 }
 
 impl Default for UpstreamHttpConfig {
@@ -185,6 +189,7 @@ impl Default for UpstreamHttpConfig {
             pool_max_idle: defaults::POOL_MAX_IDLE,
             pool_idle_timeout: defaults::POOL_IDLE_TIMEOUT,
             max_connections_per_endpoint: defaults::MAX_CONNECTIONS_PER_ENDPOINT,
+            protocol: super::UpstreamProtocol::Http1,
         }
     }
 }
@@ -257,6 +262,7 @@ pub mod defaults {
             limits: LIMITS,
             timeouts: TIMEOUTS,
             trust_forwarded: false,
+            h2: super::super::tls::defaults::H2,
         }
     }
 

@@ -7,3 +7,5 @@
 pub mod http1;
 pub mod proxy_protocol;
 pub mod relay;
+pub mod sniff;
+pub mod tls_hello;

@@ -7,6 +7,7 @@
 //! wire protocols (they live in `strait-protocols`). See docs/architecture.md for the map.
 
 pub mod admin;
+mod client_stream;
 pub mod config;
 pub mod control;
 mod core;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod server;
 pub mod stats;
 mod tcp_proxy;
+pub mod tls;
 mod udp_proxy;
 
 pub use server::{DrainHandle, Server, StartError};

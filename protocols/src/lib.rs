@@ -7,5 +7,6 @@
 pub mod http1;
 pub mod proxy_protocol;
 pub mod relay;
+pub mod replay;
 pub mod sniff;
 pub mod tls_hello;

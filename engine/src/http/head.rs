@@ -30,6 +30,8 @@ pub(crate) struct UpstreamRequest<'a> {
     pub fallback_host: SocketAddr,
     pub client_ip: IpAddr,
     pub trust_forwarded: bool,
+    /// The client spoke TLS to us (X-Forwarded-Proto).
+    pub tls: bool,
     /// The request id to send when the client sent none.
     pub generated_request_id: Option<&'a [u8]>,
     pub edits: &'a HeaderEdits,
@@ -101,7 +103,7 @@ pub(crate) fn write_upstream_request(r: &UpstreamRequest<'_>, out: &mut Vec<u8>)
         write_field(
             out,
             b"x-forwarded-proto",
-            forwarded_proto.unwrap_or(b"http"),
+            forwarded_proto.unwrap_or(if r.tls { b"https" } else { b"http" }),
         );
     }
     if let Some(h) = forwarded_host.or_else(|| head.authority(buf)) {
@@ -357,6 +359,7 @@ mod tests {
             fallback_host: "10.0.0.1:80".parse().expect("addr"),
             client_ip: "192.0.2.7".parse().expect("ip"),
             trust_forwarded: false,
+            tls: false,
             generated_request_id: Some(b"rid-1"),
             edits,
             chunked: false,

@@ -18,8 +18,8 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
+use monoio::buf::IoBuf;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Canceller};
 use monoio::net::TcpStream;
 use strait_balancer::{Balancer, TriedSet};
 use strait_protocols::http1::{
@@ -34,6 +34,7 @@ use super::head::{self, ClientFraming, ClientResponse, LocalResponse, UpstreamRe
 use super::pool::{Checkout, Reuse};
 use super::route::rewrite_path;
 use super::HttpListenerState;
+use crate::client_stream::{read_more, ClientStream, TimedOut};
 use crate::config::{HttpListenerConfig, RouteAction, RouteConfig};
 use crate::core::CoreContext;
 use crate::stats::RouteCounters;
@@ -51,8 +52,26 @@ const COALESCE_MAX: usize = 32 * 1024;
 /// Client-supplied request ids longer than this are replaced by our own.
 const MAX_REQUEST_ID: usize = 200;
 
-/// Serves one accepted connection on an HTTP listener.
-pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: SocketAddr) {
+/// Serves one accepted connection on a clear-text HTTP listener.
+/// (A plain function returning the future, so the task is no bigger than [`serve_stream`]'s.)
+pub(crate) fn serve(
+    guard: ConnectionGuard,
+    client: TcpStream,
+    peer: SocketAddr,
+) -> impl std::future::Future<Output = ()> {
+    let _ = client.set_nodelay(true);
+    let _ = sys::disable_quickack(client.as_raw_fd());
+    serve_stream(guard, client, peer, Vec::new())
+}
+
+/// Serves HTTP/1.x on `client` (clear text or TLS). `initial`: bytes already read from it (by
+/// the sniffer), the start of the first request.
+pub(crate) async fn serve_stream<C: ClientStream>(
+    guard: ConnectionGuard,
+    client: C,
+    peer: SocketAddr,
+    mut initial: Vec<u8>,
+) {
     let ctx = guard.context().clone();
     let listener_index = guard.listener_index();
     let (Some(config), Some(state)) = (
@@ -61,8 +80,7 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
     ) else {
         return;
     };
-    let _ = client.set_nodelay(true);
-    let _ = sys::disable_quickack(client.as_raw_fd());
+    initial.reserve(CLIENT_BUFFER.saturating_sub(initial.len()));
     let mut conn = Box::new(Conn {
         ctx: &ctx,
         listener_index,
@@ -71,7 +89,7 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
         state,
         client,
         peer,
-        buf: Vec::with_capacity(CLIENT_BUFFER),
+        buf: initial,
         start: 0,
         head: None,
         head_len: 0,
@@ -92,13 +110,13 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
     drop(guard);
 }
 
-struct Conn<'c> {
+struct Conn<'c, C> {
     ctx: &'c Rc<CoreContext>,
     listener_index: usize,
     slot: usize,
     config: &'c HttpListenerConfig,
     state: &'c HttpListenerState,
-    client: TcpStream,
+    client: C,
     peer: SocketAddr,
     /// Bytes read from the client; `buf[start..]` are not consumed yet.
     buf: Vec<u8>,
@@ -251,7 +269,7 @@ enum Forwarded {
     Fault(Fault, Next),
 }
 
-impl<'c> Conn<'c> {
+impl<'c, C: ClientStream> Conn<'c, C> {
     async fn run(&mut self) {
         loop {
             let next = match self.read_head().await {
@@ -274,7 +292,7 @@ impl<'c> Conn<'c> {
                     return;
                 }
                 Next::Abort => {
-                    let _ = sys::set_linger_zero(self.client.as_raw_fd());
+                    let _ = sys::set_linger_zero(self.client.fd());
                     return;
                 }
             }
@@ -356,7 +374,7 @@ impl<'c> Conn<'c> {
 
     /// This response is the connection's last: let its final bytes leave with the FIN.
     fn cork_for_close(&self) {
-        let _ = sys::set_cork(self.client.as_raw_fd());
+        let _ = sys::set_cork(self.client.fd());
     }
 
     /// Empties `out`, first borrowing a buffer from the core if it has none of full size (so
@@ -961,6 +979,7 @@ impl<'c> Conn<'c> {
                     fallback_host: endpoint,
                     client_ip: self.peer.ip(),
                     trust_forwarded: self.config.trust_forwarded,
+                    tls: C::TLS,
                     generated_request_id: generated,
                     edits: &route.request_headers,
                     chunked,
@@ -1020,13 +1039,10 @@ impl<'c> Conn<'c> {
                     // body bytes already forwarded.
                     self.buf.drain(head_len..self.start);
                     self.start = head_len;
-                    match read_keeping_buffer(
-                        &mut self.client,
-                        &mut self.buf,
-                        body_timeout,
-                        &mut self.body_canceller,
-                    )
-                    .await
+                    match self
+                        .client
+                        .read_keeping(&mut self.buf, body_timeout, &mut self.body_canceller)
+                        .await
                     {
                         Err(TimedOut) => return Err(SendError::Client(Some(Fault::BodyTimeout))),
                         Ok(Ok(0)) | Ok(Err(_)) => return Err(SendError::Client(None)),
@@ -1360,8 +1376,7 @@ impl<'c> Conn<'c> {
     /// what the client still sends for a short while, so our close does not turn into a reset
     /// that destroys the response in the client's receive buffer (RFC 9112 §9.6).
     async fn linger_close(&mut self) {
-        let fd = self.client.as_raw_fd();
-        if sys::shutdown_write(fd).is_err() {
+        if self.client.close_write().await.is_err() {
             return;
         }
         let deadline = Instant::now() + std::time::Duration::from_secs(2);
@@ -1415,12 +1430,8 @@ fn response_head(head: &Option<Box<ResponseHead>>) -> &ResponseHead {
     head.as_deref().unwrap_or(&NO_RESPONSE)
 }
 
-/// The deadline of a read passed first.
-#[derive(Debug)]
-struct TimedOut;
-
-async fn read_with_timeout(
-    stream: &mut TcpStream,
+async fn read_with_timeout<S: AsyncReadRent>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     wait: Duration,
 ) -> Result<io::Result<usize>, TimedOut> {
@@ -1429,67 +1440,12 @@ async fn read_with_timeout(
         .map_err(|_| TimedOut)
 }
 
-/// Like [`read_with_timeout`], but `buf` survives the timeout: the read is cancelled and awaited
-/// rather than dropped with the buffer inside. For reads into a buffer that still holds the
-/// parsed request head (the access log reads it after a 408).
-/// `canceller` is kept per connection (made on its first body read): a `Canceller` allocates,
-/// and a body takes many reads.
-async fn read_keeping_buffer(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    wait: Duration,
-    canceller: &mut Option<Canceller>,
-) -> Result<io::Result<usize>, TimedOut> {
-    reserve_spare(buf);
-    let owned = std::mem::take(buf);
-    let (len, cap) = (owned.len(), owned.capacity());
-    let handle = canceller.get_or_insert_with(Canceller::new).handle();
-    let mut read = std::pin::pin!(stream.cancelable_read(owned.slice_mut(len..cap), handle));
-    let mut sleep = std::pin::pin!(monoio::time::sleep(wait));
-    let finished = monoio::select! {
-        done = &mut read => Some(done),
-        _ = &mut sleep => None,
-    };
-    let ((res, slice), timed_out) = match finished {
-        Some(done) => (done, false),
-        None => {
-            // `cancel` hands back a fresh canceller for later reads.
-            *canceller = canceller.take().map(Canceller::cancel);
-            (read.await, true)
-        }
-    };
-    *buf = slice.into_inner();
-    match res {
-        // The read may have completed as it was cancelled: keep its bytes.
-        Ok(n) if n > 0 || !timed_out => Ok(Ok(n)),
-        _ if timed_out => Err(TimedOut),
-        other => Ok(other),
-    }
-}
-
-fn reserve_spare(buf: &mut Vec<u8>) {
-    if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(buf.capacity().max(CLIENT_BUFFER));
-    }
-}
-
 /// The path routes match on: `*` (OPTIONS) and an empty absolute-form path route as `/`.
 fn routing_path(path_and_query: &[u8]) -> &[u8] {
     match path_and_query {
         b"" | b"*" => b"/",
         p => p,
     }
-}
-
-/// Reads more bytes into the spare capacity of `buf`, growing it when full. `Ok(0)` is EOF.
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    reserve_spare(buf);
-    let owned = std::mem::take(buf);
-    let len = owned.len();
-    let cap = owned.capacity();
-    let (res, slice) = stream.read(owned.slice_mut(len..cap)).await;
-    *buf = slice.into_inner();
-    res
 }
 
 /// The connection task lives as long as the connection, so its size is memory per connection.
@@ -1502,7 +1458,7 @@ mod size_guard {
     #[test]
     fn the_connection_task_and_state_stay_small() {
         let size = connection_task_size(ListenerProtocol::Http, serve);
-        let state = std::mem::size_of::<Conn<'static>>();
+        let state = std::mem::size_of::<Conn<'static, TcpStream>>();
         eprintln!("http connection task future: {size} B, boxed state: {state} B");
         // Measured 2,944 B and 304 B (the parsed heads, 2.6 KiB each, are lent per request).
         assert!(size <= 3072, "the connection task grew to {size} bytes");

@@ -1,0 +1,408 @@
+//! TLS termination: certificates, the rustls server configuration of each TLS listener, and the
+//! handshake.
+//!
+//! Owns: loading PEM certificate chains and keys (with errors naming the file and the reason),
+//! choosing a certificate by SNI (exact names, then wildcards longest first, then the default),
+//! versions, ALPN, stateless session tickets, the handshake deadline, and naming why a handshake
+//! failed (the `reason` label of `strait_tls_handshake_failures_total`).
+//! Must not: decide what runs inside TLS (the connection entry does), or share mutable state
+//! between cores. The one cross-core object is the ticket key rotator: a client must be able to
+//! resume on any core, so all cores seal tickets with the same keys (rustls guards the rotation
+//! with an uncontended read lock).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use rustls::crypto::ring as provider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::{CertificateConfig, TlsListenerConfig, TlsVersion};
+
+/// A certificate or key that cannot be used, with the file it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateError {
+    pub file: PathBuf,
+    pub reason: String,
+}
+
+impl fmt::Display for CertificateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.reason)
+    }
+}
+
+impl std::error::Error for CertificateError {}
+
+/// One loaded certificate: the chain and key rustls signs with, and the names it answers for.
+#[derive(Debug)]
+pub struct LoadedCertificate {
+    pub key: Arc<CertifiedKey>,
+    /// Lowercase; wildcards as `*.example.com`.
+    pub names: Vec<String>,
+}
+
+/// Loads and checks one certificate entry: the chain parses, the key parses and matches the
+/// leaf, and there is at least one name (configured, or DNS names of the subjectAltName).
+pub fn load_certificate(c: &CertificateConfig) -> Result<LoadedCertificate, CertificateError> {
+    let cert_err = |reason: String| CertificateError {
+        file: c.cert.clone(),
+        reason,
+    };
+    let key_err = |reason: String| CertificateError {
+        file: c.key.clone(),
+        reason,
+    };
+    let pem = read_file(&c.cert)?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| cert_err(format!("not a PEM certificate chain: {e}")))?;
+    if chain.is_empty() {
+        return Err(cert_err(
+            "no \"BEGIN CERTIFICATE\" block: expected the leaf certificate, then its chain".into(),
+        ));
+    }
+    let key_pem = read_file(&c.key)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        key_err(format!(
+            "no usable private key ({e}): expected a PEM \"PRIVATE KEY\", \"RSA PRIVATE KEY\" or \
+             \"EC PRIVATE KEY\" block"
+        ))
+    })?;
+    let signer = provider::sign::any_supported_type(&key)
+        .map_err(|e| key_err(format!("unsupported private key: {e}")))?;
+    let certified = CertifiedKey::new(chain, signer);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            return Err(key_err(format!(
+                "this key does not belong to the certificate in {}",
+                c.cert.display()
+            )))
+        }
+        Err(e) => return Err(cert_err(format!("unusable certificate: {e}"))),
+    }
+    let names = if c.server_names.is_empty() {
+        san_dns_names(&certified.cert[0]).map_err(cert_err)?
+    } else {
+        c.server_names
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect()
+    };
+    if names.is_empty() {
+        return Err(cert_err(
+            "the certificate has no DNS names in its subjectAltName: list them in `server_names`"
+                .into(),
+        ));
+    }
+    Ok(LoadedCertificate {
+        key: Arc::new(certified),
+        names,
+    })
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, CertificateError> {
+    std::fs::read(path).map_err(|e| CertificateError {
+        file: path.to_path_buf(),
+        reason: format!("cannot read: {e}"),
+    })
+}
+
+/// DNS names of the leaf's subjectAltName extension, lowercased.
+fn san_dns_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|e| format!("the leaf certificate does not parse: {e}"))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::DNSName(n) = name {
+                names.push(n.to_ascii_lowercase());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Picks the certificate for a ClientHello's SNI: exact name, then the longest matching
+/// wildcard, then the first configured certificate.
+#[derive(Debug)]
+pub struct SniResolver {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// `(".example.com", key)`, longest suffix first.
+    wildcard: Vec<(String, Arc<CertifiedKey>)>,
+    default: Arc<CertifiedKey>,
+}
+
+impl SniResolver {
+    pub fn new(certs: &[LoadedCertificate]) -> Option<SniResolver> {
+        let default = certs.first()?.key.clone();
+        let mut exact = HashMap::new();
+        let mut wildcard = Vec::new();
+        for c in certs {
+            for name in &c.names {
+                match name.strip_prefix('*') {
+                    Some(suffix) if suffix.starts_with('.') => {
+                        if !wildcard.iter().any(|(s, _)| s == suffix) {
+                            wildcard.push((suffix.to_string(), c.key.clone()));
+                        }
+                    }
+                    _ => {
+                        // The first certificate naming a host wins, as in the file.
+                        exact.entry(name.clone()).or_insert_with(|| c.key.clone());
+                    }
+                }
+            }
+        }
+        wildcard.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        Some(SniResolver {
+            exact,
+            wildcard,
+            default,
+        })
+    }
+
+    pub fn pick(&self, server_name: Option<&str>) -> &Arc<CertifiedKey> {
+        let Some(name) = server_name else {
+            return &self.default;
+        };
+        if let Some(k) = self.exact.get(name) {
+            return k;
+        }
+        // A wildcard covers exactly one label (RFC 6125 §6.4.3): `*.example.com` matches
+        // `a.example.com`, not `a.b.example.com`.
+        self.wildcard
+            .iter()
+            .find(|(suffix, _)| {
+                name.len() > suffix.len()
+                    && name.ends_with(suffix.as_str())
+                    && !name[..name.len() - suffix.len()].contains('.')
+            })
+            .map(|(_, k)| k)
+            .unwrap_or(&self.default)
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // rustls hands the SNI over already lowercased and validated as a DNS name.
+        Some(self.pick(hello.server_name()).clone())
+    }
+}
+
+/// Builds a listener's rustls configuration from its certificates. `ticketer` is shared by every
+/// configuration of the listener (and survives certificate reloads), so tickets stay valid on
+/// every core and across reloads.
+pub fn server_config(
+    t: &TlsListenerConfig,
+    ticketer: &Arc<dyn rustls::server::ProducesTickets>,
+) -> Result<ServerConfig, CertificateError> {
+    let certs = t
+        .certificates
+        .iter()
+        .map(load_certificate)
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolver = SniResolver::new(&certs).ok_or_else(|| CertificateError {
+        file: PathBuf::new(),
+        reason: "no certificate configured".into(),
+    })?;
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match t.min_version {
+        TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_protocol_versions(versions)
+        .map_err(|e| CertificateError {
+            file: PathBuf::new(),
+            reason: format!("TLS versions: {e}"),
+        })?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = t.alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+    // Stateless tickets only: the default session-id cache is one mutex shared by all cores.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    if t.session_tickets {
+        config.ticketer = ticketer.clone();
+        config.send_tls13_tickets = 2;
+    } else {
+        config.send_tls13_tickets = 0;
+    }
+    config.max_early_data_size = 0;
+    Ok(config)
+}
+
+/// The ticket key rotator of one listener (keys rotate every 6 hours, held only in memory).
+pub fn new_ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, String> {
+    provider::Ticketer::new().map_err(|e| format!("cannot create the session ticket keys: {e}"))
+}
+
+/// Why a handshake did not complete, as a bounded metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    Timeout,
+    /// The client closed or reset the connection.
+    ClientClosed,
+    /// No common version, cipher suite, group or signature scheme.
+    Incompatible,
+    /// The client offered ALPN protocols and none is served here.
+    NoApplicationProtocol,
+    /// The client sent an alert (often: it does not trust our certificate).
+    AlertReceived,
+    /// Malformed or unexpected handshake messages.
+    Protocol,
+    Other,
+}
+
+impl HandshakeFailure {
+    pub const ALL: [HandshakeFailure; 7] = [
+        HandshakeFailure::Timeout,
+        HandshakeFailure::ClientClosed,
+        HandshakeFailure::Incompatible,
+        HandshakeFailure::NoApplicationProtocol,
+        HandshakeFailure::AlertReceived,
+        HandshakeFailure::Protocol,
+        HandshakeFailure::Other,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::ClientClosed => "client_closed",
+            HandshakeFailure::Incompatible => "incompatible",
+            HandshakeFailure::NoApplicationProtocol => "no_application_protocol",
+            HandshakeFailure::AlertReceived => "alert_received",
+            HandshakeFailure::Protocol => "protocol_error",
+            HandshakeFailure::Other => "other",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    fn of_rustls(e: &rustls::Error) -> HandshakeFailure {
+        use rustls::Error as E;
+        match e {
+            E::NoApplicationProtocol => HandshakeFailure::NoApplicationProtocol,
+            E::PeerIncompatible(_) => HandshakeFailure::Incompatible,
+            E::AlertReceived(_) => HandshakeFailure::AlertReceived,
+            E::InvalidMessage(_)
+            | E::PeerMisbehaved(_)
+            | E::InappropriateHandshakeMessage { .. }
+            | E::InappropriateMessage { .. }
+            | E::DecryptError => HandshakeFailure::Protocol,
+            _ => HandshakeFailure::Other,
+        }
+    }
+
+    fn of_io(e: &io::Error) -> HandshakeFailure {
+        if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            return HandshakeFailure::of_rustls(r);
+        }
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted => HandshakeFailure::ClientClosed,
+            _ => HandshakeFailure::Other,
+        }
+    }
+}
+
+/// A server-side TLS stream.
+pub type ServerStream<IO> = monoio_rustls::ServerTlsStream<IO>;
+
+/// Runs the server handshake on `io` under `deadline`.
+pub async fn accept<IO: AsyncReadRent + AsyncWriteRent>(
+    config: Arc<ServerConfig>,
+    io: IO,
+    deadline: Duration,
+) -> Result<ServerStream<IO>, HandshakeFailure> {
+    let acceptor = monoio_rustls::TlsAcceptor::from(config);
+    match monoio::time::timeout(deadline, acceptor.accept(io)).await {
+        Err(_) => Err(HandshakeFailure::Timeout),
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(monoio_rustls::TlsError::Rustls(e))) => Err(HandshakeFailure::of_rustls(&e)),
+        Ok(Err(monoio_rustls::TlsError::Io(e))) => Err(HandshakeFailure::of_io(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Arc<CertifiedKey> {
+        // Never used to sign: the resolver only hands keys out.
+        struct NoKey;
+        impl std::fmt::Debug for NoKey {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("NoKey")
+            }
+        }
+        impl rustls::sign::SigningKey for NoKey {
+            fn choose_scheme(
+                &self,
+                _: &[rustls::SignatureScheme],
+            ) -> Option<Box<dyn rustls::sign::Signer>> {
+                None
+            }
+            fn algorithm(&self) -> rustls::SignatureAlgorithm {
+                rustls::SignatureAlgorithm::ECDSA
+            }
+        }
+        Arc::new(CertifiedKey::new(
+            vec![CertificateDer::from(vec![0u8])],
+            Arc::new(NoKey),
+        ))
+    }
+
+    #[test]
+    fn sni_picks_exact_then_longest_wildcard_then_default() {
+        let certs: Vec<LoadedCertificate> = [
+            vec!["default.test"],
+            vec!["*.example.com", "example.com"],
+            vec!["*.api.example.com"],
+            vec!["www.example.com"],
+        ]
+        .into_iter()
+        .map(|names| LoadedCertificate {
+            key: key(),
+            names: names.into_iter().map(String::from).collect(),
+        })
+        .collect();
+        let r = SniResolver::new(&certs).expect("resolver");
+        let which = |name: Option<&str>| {
+            let k = r.pick(name);
+            certs.iter().position(|c| Arc::ptr_eq(&c.key, k))
+        };
+        assert_eq!(which(None), Some(0));
+        assert_eq!(which(Some("unknown.test")), Some(0));
+        assert_eq!(which(Some("example.com")), Some(1));
+        assert_eq!(which(Some("a.example.com")), Some(1));
+        assert_eq!(
+            which(Some("www.example.com")),
+            Some(3),
+            "exact beats wildcard"
+        );
+        assert_eq!(
+            which(Some("v1.api.example.com")),
+            Some(2),
+            "longest wildcard"
+        );
+        assert_eq!(
+            which(Some("a.b.example.com")),
+            Some(0),
+            "a wildcard covers one label"
+        );
+        assert_eq!(which(Some("default.test")), Some(0));
+    }
+}

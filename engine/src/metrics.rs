@@ -297,6 +297,83 @@ pub fn render_prometheus(shared: &Shared) -> String {
         }
     }
 
+    let name = "strait_listener_protocol_connections_total";
+    f.header(
+        name,
+        "counter",
+        "Connections by the protocol they were served as (after sniffing and TLS).",
+    );
+    for (i, l) in cfg.listeners.iter().enumerate() {
+        for d in crate::stats::Detected::ALL {
+            f.sample(
+                name,
+                &format!("listener=\"{}\",protocol=\"{}\"", esc(&l.name), d.label()),
+                total!(shared, |c| c.listeners[i].detected[d as usize].get() as i64),
+            );
+        }
+    }
+    let name = "strait_tls_handshake_failures_total";
+    f.header(name, "counter", "TLS handshakes that failed, by reason.");
+    for (i, l) in cfg.listeners.iter().enumerate() {
+        for r in crate::tls::HandshakeFailure::ALL {
+            f.sample(
+                name,
+                &format!("listener=\"{}\",reason=\"{}\"", esc(&l.name), r.label()),
+                total!(
+                    shared,
+                    |c| c.listeners[i].tls_handshake_failures[r.index()].get() as i64
+                ),
+            );
+        }
+    }
+    let protocol_series: [(&str, &str, ListenerField); 7] = [
+        (
+            "strait_listener_sniff_refused_total",
+            "Connections closed because they spoke a protocol the listener does not accept.",
+            |l| l.sniff_refused.get() as i64,
+        ),
+        (
+            "strait_tls_handshakes_total",
+            "TLS handshakes completed.",
+            |l| l.tls_handshakes.get() as i64,
+        ),
+        (
+            "strait_tls_passthrough_total",
+            "TLS connections relayed undecrypted, chosen by SNI.",
+            |l| l.tls_passthrough.get() as i64,
+        ),
+        (
+            "strait_h2_streams_total",
+            "HTTP/2 streams opened by clients.",
+            |l| l.h2_streams.get() as i64,
+        ),
+        (
+            "strait_h2_abuse_closes_total",
+            "HTTP/2 connections closed for exceeding a flood limit.",
+            |l| l.h2_abuse.get() as i64,
+        ),
+        (
+            "strait_websocket_upgrades_total",
+            "WebSocket upgrades answered 101 (the connection became a tunnel).",
+            |l| l.ws_upgrades.get() as i64,
+        ),
+        (
+            "strait_websocket_refused_total",
+            "WebSocket upgrade requests the upstream did not accept.",
+            |l| l.ws_refused.get() as i64,
+        ),
+    ];
+    for (name, help, get) in protocol_series {
+        f.header(name, "counter", help);
+        for (i, l) in cfg.listeners.iter().enumerate() {
+            f.sample(
+                name,
+                &format!("listener=\"{}\"", esc(&l.name)),
+                total!(shared, |c| get(&c.listeners[i])),
+            );
+        }
+    }
+
     type ClusterField = fn(&crate::stats::ClusterCounters) -> i64;
     let cluster_series: [(&str, &str, &str, ClusterField); 6] = [
         (
@@ -686,6 +763,19 @@ pub fn render_json(shared: &Shared) -> Value {
                 "datagrams_received": sum(|x| x.datagrams_received.get() as i64),
                 "datagrams_sent": sum(|x| x.datagrams_sent.get() as i64),
                 "datagrams_dropped": sum(|x| x.datagrams_dropped.get() as i64),
+                "protocols": crate::stats::Detected::ALL
+                    .iter()
+                    .map(|&d| {
+                        let n = total!(shared, |c| c.listeners[i].detected[d as usize].get());
+                        (d.label().to_string(), json!(n))
+                    })
+                    .collect::<serde_json::Map<String, Value>>(),
+                "tls_handshakes": sum(|x| x.tls_handshakes.get() as i64),
+                "tls_handshake_failures": sum(|x| x.tls_handshake_failures.iter().map(|c| c.get() as i64).sum()),
+                "tls_passthrough": sum(|x| x.tls_passthrough.get() as i64),
+                "sniff_refused": sum(|x| x.sniff_refused.get() as i64),
+                "h2_streams": sum(|x| x.h2_streams.get() as i64),
+                "websocket_upgrades": sum(|x| x.ws_upgrades.get() as i64),
                 "connection_duration_ms": quantiles(&hist.duration_millis[i]),
             })
         })

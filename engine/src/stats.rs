@@ -93,6 +93,66 @@ pub struct ListenerCounters {
     pub datagrams_received: Counter,
     pub datagrams_sent: Counter,
     pub datagrams_dropped: Counter,
+    /// Connections by the protocol they turned out to speak (see [`Detected`]).
+    pub detected: [Counter; Detected::COUNT],
+    /// Sniffing listeners: connections closed because they spoke a protocol the listener does
+    /// not accept.
+    pub sniff_refused: Counter,
+    pub tls_handshakes: Counter,
+    /// TLS handshakes that failed, by [`HandshakeFailure`](crate::tls::HandshakeFailure).
+    pub tls_handshake_failures: [Counter; 7],
+    /// TLS connections relayed undecrypted by SNI.
+    pub tls_passthrough: Counter,
+    /// HTTP/2 streams opened by clients (h2 and h2c).
+    pub h2_streams: Counter,
+    /// HTTP/2 connections closed for abuse (flood limits: resets, frames, headers).
+    pub h2_abuse: Counter,
+    /// WebSocket upgrades that reached 101 (the connection became a tunnel).
+    pub ws_upgrades: Counter,
+    /// WebSocket upgrade requests the upstream refused (no 101).
+    pub ws_refused: Counter,
+}
+
+/// The protocol a connection was served as, after sniffing and TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detected {
+    Http1,
+    /// HTTP/2 in clear text (prior knowledge).
+    H2c,
+    /// HTTP/2 inside TLS.
+    H2,
+    /// HTTP/1.x inside TLS.
+    Https1,
+    /// Raw TCP (sniffed as nothing known, or a server-speaks-first client).
+    Tcp,
+    /// Raw TCP inside terminated TLS.
+    TlsTcp,
+    Udp,
+}
+
+impl Detected {
+    pub const COUNT: usize = 7;
+    pub const ALL: [Detected; Detected::COUNT] = [
+        Detected::Http1,
+        Detected::H2c,
+        Detected::H2,
+        Detected::Https1,
+        Detected::Tcp,
+        Detected::TlsTcp,
+        Detected::Udp,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Detected::Http1 => "http1",
+            Detected::H2c => "h2c",
+            Detected::H2 => "h2",
+            Detected::Https1 => "https1",
+            Detected::Tcp => "tcp",
+            Detected::TlsTcp => "tls_tcp",
+            Detected::Udp => "udp",
+        }
+    }
 }
 
 #[repr(align(128))]

@@ -11,6 +11,9 @@ pub enum Control {
     Drain,
     /// Send a copy of the core's latency histograms.
     Histograms(flume::Sender<CoreHistograms>),
+    /// New TLS configurations (reloaded certificates) for these listeners: handshakes from now
+    /// on use them; handshakes in flight keep the one they started with.
+    Tls(Vec<(usize, std::sync::Arc<rustls::ServerConfig>)>),
 }
 
 pub type ControlSender = flume::Sender<Control>;

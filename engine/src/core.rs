@@ -28,7 +28,7 @@ use crate::control::{Control, ControlReceiver};
 use crate::http::{self, access_log::CoreAccessLog, pool::Pools, HttpCore};
 use crate::listener::{self, BoundSocket};
 use crate::log_limit::LogLimit;
-use crate::stats::{CoreHistograms, CoreStats};
+use crate::stats::{CoreHistograms, CoreStats, Detected};
 use crate::tcp_proxy;
 use crate::udp_proxy;
 
@@ -55,6 +55,8 @@ pub(crate) struct CoreContext {
     pub connect_warnings: Vec<LogLimit>,
     /// HTTP listeners' routes, upstream pools and access log.
     pub http: HttpCore,
+    /// Per listener: this core's own copy of the TLS configuration (swapped on reload).
+    pub tls: RefCell<Vec<Option<Arc<rustls::ServerConfig>>>>,
 }
 
 /// Slots of (client, upstream) descriptors of this core's open connections. Insert and remove are
@@ -203,9 +205,35 @@ impl CoreContext {
                 .map(|_| LogLimit::per_second())
                 .collect(),
             http: HttpCore::new(&config, &stats, access_log),
+            tls: RefCell::new(vec![None; config.listeners.len()]),
             config,
             stats,
         }
+    }
+
+    /// The TLS configuration for a new handshake on `listener`.
+    pub fn tls_config(&self, listener: usize) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.borrow().get(listener).cloned().flatten()
+    }
+
+    /// Installs a listener's TLS configuration. The core keeps its own copy, so taking a
+    /// reference per handshake touches no cache line another core writes.
+    pub fn set_tls(&self, listener: usize, shared: &rustls::ServerConfig) {
+        if let Some(slot) = self.tls.borrow_mut().get_mut(listener) {
+            *slot = Some(Arc::new(shared.clone()));
+        }
+    }
+}
+
+fn apply_control(ctx: &CoreContext, msg: Control) {
+    match msg {
+        Control::Histograms(reply) => answer_histograms(ctx, reply),
+        Control::Tls(configs) => {
+            for (listener, config) in configs {
+                ctx.set_tls(listener, &config);
+            }
+        }
+        Control::Drain => {}
     }
 }
 
@@ -254,8 +282,11 @@ pub(crate) async fn run(
     }
 
     // Runs until Drain, or until the server's sender is gone.
-    while let Ok(Control::Histograms(reply)) = control.recv_async().await {
-        answer_histograms(&ctx, reply);
+    loop {
+        match control.recv_async().await {
+            Ok(Control::Drain) | Err(_) => break,
+            Ok(msg) => apply_control(&ctx, msg),
+        }
     }
 
     ctx.draining.set(true);
@@ -270,6 +301,7 @@ pub(crate) async fn run(
     // answer it with `connection: close`.
     ctx.open_sockets.borrow_mut().close_idle();
     ctx.http.pools.borrow_mut().clear();
+    ctx.http.h2_clients.clear();
     info!(
         core = ctx.stats.index,
         open_connections = ctx.active.get(),
@@ -278,9 +310,9 @@ pub(crate) async fn run(
     while ctx.active.get() > 0 && Instant::now() < deadline {
         monoio::select! {
             msg = control.recv_async() => {
-                if let Ok(Control::Histograms(reply)) = msg {
-                    answer_histograms(&ctx, reply);
-                } else if msg.is_err() {
+                if let Ok(msg) = msg {
+                    apply_control(&ctx, msg);
+                } else {
                     // The server is gone; nobody will ask again. Keep draining on the timer.
                     monoio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -334,6 +366,13 @@ fn answer_histograms(ctx: &CoreContext, reply: flume::Sender<CoreHistograms>) {
     let _ = reply.send(copy);
 }
 
+#[derive(Clone, Copy)]
+enum Entry {
+    Http,
+    Tcp,
+    Sniff,
+}
+
 async fn accept_loop(
     ctx: Rc<CoreContext>,
     listener_index: usize,
@@ -341,7 +380,13 @@ async fn accept_loop(
     cancel: CancelHandle,
 ) {
     let name = &ctx.config.listeners[listener_index].name;
-    let is_http = ctx.config.listeners[listener_index].protocol == ListenerProtocol::Http;
+    let l = &ctx.config.listeners[listener_index];
+    // Sniffing and TLS need the entry phase; plain HTTP and TCP go straight to their handler.
+    let entry = match (l.protocol, &l.tls) {
+        (ListenerProtocol::Auto, _) | (_, Some(_)) => Entry::Sniff,
+        (ListenerProtocol::Http, None) => Entry::Http,
+        _ => Entry::Tcp,
+    };
     let max = ctx.config.runtime.max_connections_per_core;
     let resource_warnings = LogLimit::per_second();
     let listener_fd = {
@@ -359,10 +404,19 @@ async fn accept_loop(
         } else {
             use std::os::fd::AsRawFd;
             let guard = tcp_proxy::ConnectionGuard::open(&ctx, listener_index, stream.as_raw_fd());
-            if is_http {
-                monoio::spawn(http::proxy::serve(guard, stream, peer));
-            } else {
-                monoio::spawn(tcp_proxy::serve(guard, stream, peer));
+            let counters = &ctx.stats.listeners[listener_index];
+            match entry {
+                Entry::Http => {
+                    counters.detected[Detected::Http1 as usize].inc();
+                    monoio::spawn(http::proxy::serve(guard, stream, peer));
+                }
+                Entry::Tcp => {
+                    counters.detected[Detected::Tcp as usize].inc();
+                    monoio::spawn(tcp_proxy::serve(guard, stream, peer));
+                }
+                Entry::Sniff => {
+                    monoio::spawn(crate::entry::serve(guard, stream, peer));
+                }
             }
         }
     };

@@ -11,6 +11,7 @@ mod client_stream;
 pub mod config;
 pub mod control;
 mod core;
+mod entry;
 mod http;
 pub mod listener;
 mod log_limit;

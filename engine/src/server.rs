@@ -31,7 +31,15 @@ pub enum StartError {
     Bind(listener::BindError),
     Admin(SocketAddr, io::Error),
     AccessLog(String, io::Error),
-    Runtime { cpu: usize, error: String },
+    /// A TLS listener's certificate or key cannot be used.
+    Tls {
+        listener: String,
+        error: String,
+    },
+    Runtime {
+        cpu: usize,
+        error: String,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -43,6 +51,9 @@ impl std::fmt::Display for StartError {
             StartError::Admin(a, e) => write!(f, "admin: cannot listen on {a}: {e}"),
             StartError::AccessLog(target, e) => {
                 write!(f, "access_log: cannot open {target}: {e}")
+            }
+            StartError::Tls { listener, error } => {
+                write!(f, "listener {listener:?}: TLS: {error}")
             }
             StartError::Runtime { cpu, error } => {
                 write!(f, "core {cpu}: cannot start the IO runtime: {error}")
@@ -92,6 +103,9 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
     admin: Option<AdminServer>,
     access_log: Option<AccessLog>,
+    /// Control plane only (reloads); cores hold their own copies.
+    tls: Arc<std::sync::Mutex<crate::tls::ListenerTls>>,
+    watcher: Option<crate::tls::CertificateWatcher>,
 }
 
 impl Server {
@@ -108,6 +122,9 @@ impl Server {
         let config = Arc::new(config);
         let cpus = resolve_cores(&config.runtime.cores)?;
         raise_fd_limit();
+
+        let tls = crate::tls::ListenerTls::load_all(&config)
+            .map_err(|(listener, error)| StartError::Tls { listener, error })?;
 
         let mut bound = Vec::with_capacity(config.listeners.len());
         for l in &config.listeners {
@@ -171,9 +188,12 @@ impl Server {
             let ready = ready_tx.clone();
             let cpu = stats.cpu;
             let log = access_log.as_ref().map(AccessLog::core_writer);
+            let tls_configs = tls.configs();
             let handle = std::thread::Builder::new()
                 .name(format!("strait-core-{cpu}"))
-                .spawn(move || core_thread(config, stats, listeners, control, ready, log))
+                .spawn(move || {
+                    core_thread(config, stats, listeners, control, ready, log, tls_configs)
+                })
                 .map_err(|e| StartError::Runtime {
                     cpu,
                     error: e.to_string(),
@@ -189,11 +209,15 @@ impl Server {
                 Err(_) => break,
             }
         }
+        let tls = Arc::new(std::sync::Mutex::new(tls));
+        let watcher = crate::tls::CertificateWatcher::start(tls.clone(), shared.clone());
         let server = Server {
             shared,
             threads,
             admin,
             access_log,
+            tls,
+            watcher,
         };
         if let Some(e) = failure {
             server.drain();
@@ -242,8 +266,18 @@ impl Server {
         }
     }
 
+    /// Reloads every TLS listener's certificates from their files and hands them to the cores
+    /// (handshakes in flight are unaffected). On error nothing changes and the error names the
+    /// listener and file. Returns how many listeners were reloaded.
+    pub fn reload_certificates(&self) -> Result<usize, String> {
+        crate::tls::reload(&self.tls, &self.shared)
+    }
+
     /// Waits for every core to finish (after `drain`, or if they all stopped), then stops admin.
     pub fn wait(self) {
+        if let Some(w) = &self.watcher {
+            w.stop();
+        }
         for t in self.threads {
             if t.join().is_err() {
                 warn!("a core thread panicked");
@@ -266,6 +300,7 @@ fn core_thread(
     control: control::ControlReceiver,
     ready: flume::Sender<Result<DriverKind, StartError>>,
     mut access_log: Option<CoreAccessLog>,
+    tls: Vec<(usize, Arc<rustls::ServerConfig>)>,
 ) {
     let cpu = stats.cpu;
     if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -288,6 +323,9 @@ fn core_thread(
             stats.clone(),
             access_log.take(),
         ));
+        for (listener, shared) in &tls {
+            ctx.set_tls(*listener, shared);
+        }
         core_rt::run(ctx, listeners, control)
     };
     if want_uring {

@@ -23,11 +23,28 @@ use crate::stats::{ClusterCounters, ListenerCounters};
 
 /// Serves one accepted connection. `guard` was opened by the accept loop, so the connection counts
 /// against the per-core limit from the moment it is accepted, not from when this task first runs.
-pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: SocketAddr) {
+/// (A plain function returning the future, so the task is no bigger than [`serve_to`]'s.)
+pub(crate) fn serve(
+    guard: ConnectionGuard,
+    client: TcpStream,
+    peer: SocketAddr,
+) -> impl std::future::Future<Output = ()> {
+    let cluster = guard.ctx.config.listeners[guard.listener_index].l4_cluster();
+    serve_to(guard, client, peer, cluster, Vec::new())
+}
+
+/// Relays `client` to `cluster_index`, sending `prefix` (bytes already read from the client
+/// by the sniffer, e.g. a ClientHello passed through by SNI) upstream first.
+pub(crate) async fn serve_to(
+    guard: ConnectionGuard,
+    client: TcpStream,
+    peer: SocketAddr,
+    cluster_index: usize,
+    prefix: Vec<u8>,
+) {
     let ctx = guard.ctx.clone();
     let listener_index = guard.listener_index;
     let listener = &ctx.config.listeners[listener_index];
-    let cluster_index = listener.l4_cluster();
     let stats = &ctx.stats;
     let _ = client.set_nodelay(true);
 
@@ -60,6 +77,17 @@ pub(crate) async fn serve(guard: ConnectionGuard, client: TcpStream, peer: Socke
         listener: &stats.listeners[listener_index],
         cluster: &stats.clusters[cluster_index],
     };
+    if !prefix.is_empty() {
+        if let Err(e) = relay::write_all(&upstream, &prefix).await {
+            stats.listeners[listener_index].upstream_errors.inc();
+            debug!(listener = %listener.name, cluster = %cluster.name, error = %e, "cannot send the sniffed bytes upstream");
+            abort(&client);
+            abort(&upstream);
+            return;
+        }
+        observer.on_bytes(Direction::ClientToUpstream, prefix.len());
+    }
+    drop(prefix);
     let outcome = relay::relay(
         &client,
         &upstream,
@@ -300,6 +328,129 @@ impl Drop for EndpointGuard {
 }
 
 /// The connection task lives as long as the connection, so its size is memory per connection.
+/// Relays a client whose TLS we terminated to `cluster_index` in clear text, sending `prefix`
+/// (bytes already read from inside TLS by the sniffer) first. A user-space copy both ways (the
+/// bytes must pass through rustls anyway), with the listener's idle timeout over both
+/// directions and half-closes propagated.
+pub(crate) async fn serve_tls_to(
+    guard: ConnectionGuard,
+    client: crate::client_stream::TlsClient,
+    peer: SocketAddr,
+    cluster_index: usize,
+    prefix: Vec<u8>,
+) {
+    use crate::client_stream::ClientStream;
+    use monoio::io::{AsyncWriteRentExt, Splitable};
+
+    let ctx = guard.ctx.clone();
+    let listener_index = guard.listener_index;
+    let listener = &ctx.config.listeners[listener_index];
+    let stats = &ctx.stats;
+    let Some((mut upstream, endpoint_index)) = Box::pin(connect(&ctx, cluster_index, peer)).await
+    else {
+        stats.listeners[listener_index].no_upstream.inc();
+        abort_fd(client.fd());
+        return;
+    };
+    let _endpoint_guard = EndpointGuard::open(ctx.clone(), cluster_index, endpoint_index);
+    ctx.open_sockets
+        .borrow_mut()
+        .set_upstream(guard.slot, upstream.as_raw_fd());
+    let observer = ByteCounters {
+        listener: &stats.listeners[listener_index],
+        cluster: &stats.clusters[cluster_index],
+    };
+    if !prefix.is_empty() {
+        let n = prefix.len();
+        let (res, _) = upstream.write_all(prefix).await;
+        if res.is_err() {
+            stats.listeners[listener_index].upstream_errors.inc();
+            abort_fd(client.fd());
+            abort(&upstream);
+            return;
+        }
+        observer.on_bytes(Direction::ClientToUpstream, n);
+    }
+    let client_fd = client.fd();
+    let (client_read, client_write) = client.stream.into_split();
+    let (upstream_read, upstream_write) = upstream.into_split();
+    let last_active = std::cell::Cell::new(Instant::now());
+    let idle = ctx.relay_options[listener_index].idle_timeout;
+    let copies = async {
+        monoio::join!(
+            copy_half(
+                client_read,
+                upstream_write,
+                Direction::ClientToUpstream,
+                &observer,
+                &last_active
+            ),
+            copy_half(
+                upstream_read,
+                client_write,
+                Direction::UpstreamToClient,
+                &observer,
+                &last_active
+            ),
+        )
+    };
+    let watchdog = async {
+        loop {
+            let since = last_active.get().elapsed();
+            if since >= idle {
+                return;
+            }
+            monoio::time::sleep(idle - since).await;
+        }
+    };
+    monoio::select! {
+        (up, down) = copies => {
+            if up.is_err() || down.is_err() {
+                stats.listeners[listener_index].client_errors.inc();
+                debug!(listener = %listener.name, client = %peer, "TLS relay ended with an error");
+            }
+        }
+        _ = watchdog => {
+            stats.listeners[listener_index].idle_timeouts.inc();
+            abort_fd(client_fd);
+        }
+    }
+}
+
+/// Copies one direction until EOF, then shuts the writer down (a half-close goes through).
+async fn copy_half<R, W>(
+    mut from: R,
+    mut to: W,
+    direction: Direction,
+    observer: &ByteCounters<'_>,
+    last_active: &std::cell::Cell<Instant>,
+) -> std::io::Result<()>
+where
+    R: monoio::io::AsyncReadRent,
+    W: monoio::io::AsyncWriteRent,
+{
+    use monoio::io::AsyncWriteRentExt;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    loop {
+        buf.clear();
+        let (res, b) = from.read(buf).await;
+        buf = b;
+        let n = res?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        last_active.set(Instant::now());
+        let (res, b) = to.write_all(buf).await;
+        buf = b;
+        res?;
+        observer.on_bytes(direction, n);
+    }
+}
+
+fn abort_fd(fd: RawFd) {
+    let _ = sys::set_linger_zero(fd);
+}
+
 #[cfg(test)]
 pub(crate) mod size_guard {
     use std::future::Future;

@@ -245,6 +245,143 @@ pub fn new_ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, String
     provider::Ticketer::new().map_err(|e| format!("cannot create the session ticket keys: {e}"))
 }
 
+/// The control plane's view of every TLS listener: ticket keys and the current configuration.
+/// Lives on the main thread (behind the server's mutex, touched only at start and on reload);
+/// cores get copies over their control channel.
+pub struct ListenerTls {
+    /// `(listener index, ticket keys, current configuration)`.
+    listeners: Vec<(
+        usize,
+        Arc<dyn rustls::server::ProducesTickets>,
+        Arc<ServerConfig>,
+    )>,
+    /// Modification stamps of every certificate and key file, for the watcher.
+    stamps: Vec<FileStamp>,
+}
+
+type FileStamp = (PathBuf, Option<(std::time::SystemTime, u64)>);
+
+impl ListenerTls {
+    /// Loads every TLS listener's certificates. `Err((listener name, error))`.
+    pub fn load_all(config: &crate::config::Config) -> Result<ListenerTls, (String, String)> {
+        let mut listeners = Vec::new();
+        for (i, l) in config.listeners.iter().enumerate() {
+            let Some(t) = l.tls.as_deref() else { continue };
+            let ticketer = new_ticketer().map_err(|e| (l.name.clone(), e))?;
+            let built = server_config(t, &ticketer).map_err(|e| (l.name.clone(), e.to_string()))?;
+            listeners.push((i, ticketer, Arc::new(built)));
+        }
+        Ok(ListenerTls {
+            listeners,
+            stamps: stamps(config),
+        })
+    }
+
+    /// What each core installs at start.
+    pub(crate) fn configs(&self) -> Vec<(usize, Arc<ServerConfig>)> {
+        self.listeners
+            .iter()
+            .map(|(i, _, c)| (*i, c.clone()))
+            .collect()
+    }
+}
+
+fn stamps(config: &crate::config::Config) -> Vec<FileStamp> {
+    config
+        .listeners
+        .iter()
+        .filter_map(|l| l.tls.as_deref())
+        .flat_map(|t| &t.certificates)
+        .flat_map(|c| [c.cert.clone(), c.key.clone()])
+        .map(|p| {
+            let stamp = stamp(&p);
+            (p, stamp)
+        })
+        .collect()
+}
+
+fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Reloads every TLS listener from its files; all or nothing. Cores swap atomically per
+/// listener; handshakes in flight keep their configuration.
+pub(crate) fn reload(
+    tls: &std::sync::Mutex<ListenerTls>,
+    shared: &crate::server::Shared,
+) -> Result<usize, String> {
+    let mut state = tls.lock().map_err(|_| "TLS state poisoned".to_string())?;
+    let config = &shared.config;
+    let mut fresh = Vec::with_capacity(state.listeners.len());
+    for (i, ticketer, _) in &state.listeners {
+        let l = &config.listeners[*i];
+        let Some(t) = l.tls.as_deref() else { continue };
+        let built =
+            server_config(t, ticketer).map_err(|e| format!("listener {:?}: {e}", l.name))?;
+        fresh.push((*i, Arc::new(built)));
+    }
+    for (slot, (_, config)) in state.listeners.iter_mut().zip(&fresh) {
+        slot.2 = config.clone();
+    }
+    state.stamps = stamps(config);
+    for c in &shared.controls {
+        let _ = c.send(crate::control::Control::Tls(fresh.clone()));
+    }
+    Ok(fresh.len())
+}
+
+/// Polls the certificate and key files (every 2 s) and reloads when one changed. A file caught
+/// mid-write fails to load; the next poll retries, and until then the old certificates stay.
+pub(crate) struct CertificateWatcher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+const WATCH_PERIOD: Duration = Duration::from_secs(2);
+
+impl CertificateWatcher {
+    pub(crate) fn start(
+        tls: Arc<std::sync::Mutex<ListenerTls>>,
+        shared: Arc<crate::server::Shared>,
+    ) -> Option<CertificateWatcher> {
+        if tls.lock().map(|t| t.listeners.is_empty()).unwrap_or(true) {
+            return None;
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("strait-cert-watch".into())
+            .spawn(move || {
+                let mut warned = false;
+                while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(WATCH_PERIOD);
+                    let changed = tls.lock().map(|t| {
+                        t.stamps.iter().any(|(path, old)| stamp(path) != *old)
+                    });
+                    if !matches!(changed, Ok(true)) {
+                        continue;
+                    }
+                    match reload(&tls, &shared) {
+                        Ok(n) => {
+                            warned = false;
+                            tracing::info!(listeners = n, "certificates changed on disk: reloaded");
+                        }
+                        Err(e) if !warned => {
+                            warned = true;
+                            tracing::warn!(error = %e, "certificates changed on disk but cannot be loaded; keeping the old ones");
+                        }
+                        Err(_) => {}
+                    }
+                }
+            });
+        spawned.ok().map(|_| CertificateWatcher { stop })
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Why a handshake did not complete, as a bounded metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandshakeFailure {

@@ -8,6 +8,7 @@
 //! cores, take locks, or buffer whole bodies.
 
 pub(crate) mod access_log;
+pub(crate) mod h2;
 pub(crate) mod head;
 pub(crate) mod pool;
 pub(crate) mod proxy;
@@ -34,6 +35,8 @@ pub(crate) struct HttpCore {
     /// Per listener; `None` for TCP and UDP listeners.
     pub listeners: Vec<Option<HttpListenerState>>,
     pub pools: RefCell<Pools>,
+    /// Multiplexed connections to h2c clusters.
+    pub h2_clients: h2::upstream::H2Clients,
     pub access_log: RefCell<Option<CoreAccessLog>>,
     /// Whether `access_log` is set (read per request without a borrow).
     pub logging: bool,
@@ -101,6 +104,7 @@ impl HttpCore {
                 })
                 .collect(),
             pools: RefCell::new(Pools::new(config, stats.clone())),
+            h2_clients: h2::upstream::H2Clients::new(&config.clusters),
             logging: access_log.is_some(),
             access_log: RefCell::new(access_log),
             route_slots: RouteSlots::new(config),

@@ -214,3 +214,54 @@ impl Pools {
             .max(Duration::from_millis(100))
     }
 }
+
+/// A pooled or new connection to an endpoint of `cluster`, balancing over the endpoints not in
+/// `tried`: `(stream, endpoint, reused)`. `any_full` is set when an endpoint was skipped because
+/// it has `max_connections_per_endpoint` open (the caller answers 503 rather than 502).
+pub(crate) async fn upstream_connection(
+    ctx: &crate::core::CoreContext,
+    cluster: usize,
+    tried: &mut strait_balancer::TriedSet,
+    any_full: &mut bool,
+    reuse: Reuse,
+) -> Option<(TcpStream, usize, bool)> {
+    use strait_balancer::Balancer;
+    let attempts = ctx.config.clusters[cluster].connect_attempts;
+    let counters = &ctx.stats.cluster_http[cluster];
+    let mut connects = 0;
+    while connects < attempts {
+        let picked = ctx.balancers[cluster]
+            .borrow_mut()
+            .pick(&|i| tried.contains(i));
+        let endpoint = picked?;
+        let (checkout, stream) =
+            ctx.http
+                .pools
+                .borrow_mut()
+                .checkout(cluster, endpoint, Instant::now(), reuse);
+        match (checkout, stream) {
+            (Checkout::Reused, Some(stream)) => {
+                // Not marked tried: the retry path may come back to this endpoint.
+                counters.pool_hits.inc();
+                return Some((stream, endpoint, true));
+            }
+            (Checkout::Full, _) => {
+                tried.insert(endpoint);
+                *any_full = true;
+                continue;
+            }
+            _ => {
+                tried.insert(endpoint);
+            }
+        }
+        connects += 1;
+        match crate::tcp_proxy::connect_endpoint(ctx, cluster, endpoint).await {
+            Some(stream) => {
+                counters.pool_misses.inc();
+                return Some((stream, endpoint, false));
+            }
+            None => ctx.http.pools.borrow_mut().closed(cluster, endpoint),
+        }
+    }
+    None
+}

@@ -1,0 +1,135 @@
+//! Downstream HTTP/2: one h2 or h2c client connection and its streams.
+//!
+//! Owns: the h2 server connection (hyperium `h2` over monoio through `monoio-compat`), its
+//! settings and flood limits, the graceful GOAWAY on drain and on keep-alive idleness, and
+//! spawning one task per stream ([`stream`]). Must not: route or forward (the stream task does),
+//! or buffer beyond h2's own flow-control windows (bounded by `H2Settings`).
+//!
+//! Flood defences (RFC 9113 §10.5; all enforced by `h2`, configured here): rapid reset
+//! (`max_pending_accept_reset_streams`, CVE-2023-44487), locally provoked resets
+//! (`max_local_error_reset_streams`, CVE-2025-8671), CONTINUATION floods (the header list size
+//! bound stops a header block however it is split, CVE-2024-27316), concurrent streams, and
+//! SETTINGS/PING floods (`h2` answers them from bounded queues and closes the connection with
+//! ENHANCE_YOUR_CALM when a peer outpaces it). A connection closed for abuse is counted in
+//! `strait_h2_abuse_closes_total`; other connections on the core are unaffected because every
+//! stream is its own task and the connection's IO is bounded by its windows.
+
+mod fields;
+mod stream;
+pub(crate) mod upstream;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use tracing::debug;
+
+use crate::core::CoreContext;
+use crate::tcp_proxy::ConnectionGuard;
+
+/// How often an h2 connection looks at the drain flag and its idleness.
+const TICK: Duration = Duration::from_millis(250);
+
+/// What every stream of one client connection shares.
+pub(crate) struct H2Conn {
+    pub ctx: Rc<CoreContext>,
+    pub listener_index: usize,
+    pub peer: SocketAddr,
+    /// The client reached us over TLS (X-Forwarded-Proto).
+    pub tls: bool,
+    /// Streams whose task has not finished.
+    pub active: Cell<usize>,
+}
+
+/// Serves HTTP/2 on `io` (h2c with the preface replayed by the sniffer, or h2 inside TLS).
+pub(crate) async fn serve<IO>(guard: ConnectionGuard, io: IO, peer: SocketAddr, tls: bool)
+where
+    IO: AsyncReadRent + AsyncWriteRent + Unpin + 'static,
+{
+    let ctx = guard.context().clone();
+    let listener_index = guard.listener_index();
+    let Some(config) = ctx.config.listeners[listener_index].http.as_deref() else {
+        return;
+    };
+    let s = &config.h2;
+    let mut builder = h2::server::Builder::new();
+    builder
+        .initial_window_size(s.initial_stream_window)
+        .initial_connection_window_size(s.initial_connection_window)
+        .max_frame_size(s.max_frame_size)
+        .max_concurrent_streams(s.max_concurrent_streams)
+        // The HPACK-decoded header list (RFC 9113 §6.5.2): the same budget as an HTTP/1.1 head.
+        .max_header_list_size(
+            (config.limits.max_header_size + config.limits.max_request_line) as u32,
+        )
+        .max_pending_accept_reset_streams(s.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(Some(s.max_local_error_reset_streams))
+        .max_send_buffer_size(s.max_send_buffer);
+    let io = monoio_compat::StreamWrapper::new(io);
+    let counters = &ctx.stats.listeners[listener_index];
+    let handshake = builder.handshake::<_, Bytes>(io);
+    let mut conn = match monoio::time::timeout(config.timeouts.header_read, handshake).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            counters.client_errors.inc();
+            debug!(client = %peer, error = %e, "h2 handshake failed");
+            return;
+        }
+        Err(_) => {
+            counters.client_errors.inc();
+            debug!(client = %peer, "h2 handshake timed out");
+            return;
+        }
+    };
+    let shared = Rc::new(H2Conn {
+        ctx: ctx.clone(),
+        listener_index,
+        peer,
+        tls,
+        active: Cell::new(0),
+    });
+    let keepalive = config.timeouts.keepalive;
+    let mut idle_since = Instant::now();
+    let mut closing = false;
+    let mut tick = std::pin::pin!(monoio::time::sleep(TICK));
+    loop {
+        monoio::select! {
+            next = conn.accept() => match next {
+                Some(Ok((request, respond))) => {
+                    counters.h2_streams.inc();
+                    shared.active.set(shared.active.get() + 1);
+                    monoio::spawn(stream::serve(shared.clone(), request, respond));
+                }
+                Some(Err(e)) => {
+                    if e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM)
+                        || e.is_go_away() && e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM)
+                    {
+                        counters.h2_abuse.inc();
+                    } else if !e.is_io() {
+                        counters.client_errors.inc();
+                    }
+                    debug!(client = %peer, error = %e, "h2 connection ended with an error");
+                    break;
+                }
+                None => break,
+            },
+            _ = &mut tick => {
+                tick.set(monoio::time::sleep(TICK));
+                if shared.active.get() > 0 {
+                    idle_since = Instant::now();
+                }
+                let idle = idle_since.elapsed() >= keepalive;
+                if !closing && (ctx.draining.get() || idle) {
+                    // GOAWAY with the last stream id: streams in flight finish, new ones are
+                    // refused, and `accept` returns `None` once the last one is done.
+                    conn.graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+    drop(guard);
+}

@@ -361,3 +361,4 @@ pub fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
 pub type Shared<T> = Arc<Mutex<T>>;
 
 pub mod http;
+pub mod ws;

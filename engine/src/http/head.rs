@@ -3,14 +3,17 @@
 //! `100 Continue`).
 //!
 //! Owns: which fields are copied, dropped, rewritten or added (hop-by-hop removal, Host,
-//! X-Forwarded-*, X-Request-ID, Via, route header edits, re-framing fields), as pure functions
-//! appending to a caller-owned buffer. Must not: do IO, decide framing or keep-alive (the proxy
+//! X-Forwarded-*, X-Request-ID, Via, route header edits, re-framing fields, the WebSocket
+//! upgrade fields), as pure functions appending to a caller-owned buffer, and which upgrade a
+//! request asks for ([`upgrade_of`]). Must not: do IO, decide framing or keep-alive (the proxy
 //! passes those in), or allocate beyond growing the output buffer.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
-use strait_protocols::http1::{ContentLengthValue, RequestHead, ResponseHead, Version};
+use strait_protocols::http1::{
+    ContentLengthValue, Method, RequestFraming, RequestHead, ResponseHead, Version,
+};
 
 use crate::config::HeaderEdits;
 
@@ -37,6 +40,51 @@ pub(crate) struct UpstreamRequest<'a> {
     pub edits: &'a HeaderEdits,
     /// The body is chunked (we re-frame it with our own chunk lines).
     pub chunked: bool,
+    /// A WebSocket upgrade ([`Upgrade::WebSocket`]): `connection: upgrade` and
+    /// `upgrade: websocket` are sent (the client's, being hop-by-hop, are not copied).
+    pub upgrade: bool,
+}
+
+/// What a request's Upgrade field asks of the proxy (RFC 9110 §7.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upgrade {
+    /// Nothing the proxy acts on: Upgrade, if any, is dropped like every hop-by-hop field and
+    /// the request is served as HTTP/1.1, which RFC 9110 §7.8 allows. `h2c` lands here (its
+    /// upgrade is gone from HTTP/2, RFC 9113 §3.1), as does Upgrade without the `upgrade`
+    /// Connection option.
+    None,
+    /// A WebSocket opening handshake (RFC 6455 §4.1): forwarded as an upgrade.
+    WebSocket,
+    /// Asks for WebSocket but breaks RFC 6455 §4.1: not GET, not HTTP/1.1, or with a body.
+    /// Refused with 400, never forwarded.
+    Malformed,
+}
+
+/// Which upgrade `head` asks for: `websocket` among the Upgrade protocols (ASCII
+/// case-insensitive) and the `upgrade` Connection option.
+pub(crate) fn upgrade_of(head: &RequestHead, buf: &[u8]) -> Upgrade {
+    if !head.connection().upgrade {
+        return Upgrade::None;
+    }
+    // Read from the fields, not `upgrade_protocols` (empty in HTTP/1.0, which is refused here).
+    let websocket = head
+        .headers()
+        .iter(buf)
+        .filter(|f| f.name.eq_ignore_ascii_case(b"upgrade"))
+        .flat_map(|f| f.value.split(|&b| b == b','))
+        .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"websocket"));
+    if !websocket {
+        return Upgrade::None;
+    }
+    let bodiless = matches!(
+        head.framing(),
+        RequestFraming::None | RequestFraming::ContentLength(0)
+    );
+    if head.method() == Method::Get && head.version() == Version::Http11 && bodiless {
+        Upgrade::WebSocket
+    } else {
+        Upgrade::Malformed
+    }
 }
 
 /// Appends the upstream request head to `out`.
@@ -123,8 +171,14 @@ pub(crate) fn write_upstream_request(r: &UpstreamRequest<'_>, out: &mut Vec<u8>)
     if r.chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
+    if r.upgrade {
+        out.extend_from_slice(UPGRADE_FIELDS);
+    }
     out.extend_from_slice(b"\r\n");
 }
+
+/// The hop-by-hop fields of a WebSocket upgrade, written by the proxy for its own hop.
+const UPGRADE_FIELDS: &[u8] = b"connection: upgrade\r\nupgrade: websocket\r\n";
 
 /// X-Forwarded-For: the trusted incoming list (every line, in order: one list per RFC 9110
 /// §5.3), then the client's address.
@@ -168,6 +222,9 @@ pub(crate) struct ClientResponse<'a> {
     /// Echoed when the upstream did not set one.
     pub request_id: &'a [u8],
     pub edits: &'a HeaderEdits,
+    /// A `101` accepting a WebSocket upgrade: `connection: upgrade` and `upgrade: websocket`
+    /// are sent, and no framing field (RFC 9110 §8.6: none in a 1xx).
+    pub upgrade: bool,
 }
 
 /// Appends the response head for the client to `out`.
@@ -189,7 +246,9 @@ pub(crate) fn write_client_response(r: &ClientResponse<'_>, out: &mut Vec<u8>) {
             continue;
         }
         let name = field.name;
-        if r.framing != ClientFraming::AsIs && name.eq_ignore_ascii_case(b"content-length") {
+        if (r.framing != ClientFraming::AsIs || r.upgrade)
+            && name.eq_ignore_ascii_case(b"content-length")
+        {
             continue;
         }
         if r.edits.drops(name) {
@@ -210,7 +269,9 @@ pub(crate) fn write_client_response(r: &ClientResponse<'_>, out: &mut Vec<u8>) {
     if r.framing == ClientFraming::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
-    if r.close {
+    if r.upgrade {
+        out.extend_from_slice(UPGRADE_FIELDS);
+    } else if r.close {
         out.extend_from_slice(b"connection: close\r\n");
     } else if r.keep_alive_1_0 {
         out.extend_from_slice(b"connection: keep-alive\r\n");
@@ -363,6 +424,7 @@ mod tests {
             generated_request_id: Some(b"rid-1"),
             edits,
             chunked: false,
+            upgrade: false,
         };
         tweak(&mut r);
         let mut out = Vec::new();
@@ -515,6 +577,7 @@ mod tests {
                 keep_alive_1_0: false,
                 request_id: b"rid",
                 edits: &edits,
+                upgrade: false,
             },
             &mut out,
         );
@@ -539,6 +602,7 @@ mod tests {
             keep_alive_1_0: false,
             request_id: b"ours",
             edits: &edits,
+            upgrade: false,
         };
         write_client_response(&r, &mut out);
         assert_eq!(
@@ -550,6 +614,107 @@ mod tests {
         r.framing = ClientFraming::Close;
         write_client_response(&r, &mut out);
         assert!(!String::from_utf8_lossy(&out).contains("Content-Length"));
+    }
+
+    #[test]
+    fn websocket_upgrades_are_recognised_and_malformed_ones_told_apart() {
+        let kind = |raw: &[u8]| upgrade_of(&request(raw), raw);
+        let ws = b"GET /chat HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n\
+                   Upgrade: WebSocket\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        assert_eq!(kind(ws), Upgrade::WebSocket);
+        assert_eq!(
+            kind(
+                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: foo, websocket\r\n\
+                   Content-Length: 0\r\n\r\n"
+            ),
+            Upgrade::WebSocket
+        );
+        // Not asked for: no `upgrade` option, another protocol, or no Upgrade at all.
+        for raw in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+              HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n",
+        ] {
+            assert_eq!(kind(raw), Upgrade::None, "{}", String::from_utf8_lossy(raw));
+        }
+        for raw in [
+            &b"POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"[..],
+            b"GET / HTTP/1.0\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\
+              Content-Length: 5\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert_eq!(
+                kind(raw),
+                Upgrade::Malformed,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn a_websocket_upgrade_is_forwarded_with_our_own_upgrade_fields() {
+        let raw = b"GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\n\
+                    Upgrade: websocket, foo\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                    Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+        let out = forward(raw, |r| r.upgrade = true);
+        assert_eq!(
+            out,
+            "GET /chat HTTP/1.1\r\nhost: a\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\
+             x-forwarded-for: 192.0.2.7\r\nx-forwarded-proto: http\r\nx-forwarded-host: a\r\n\
+             x-request-id: rid-1\r\nvia: 1.1 strait\r\nconnection: upgrade\r\n\
+             upgrade: websocket\r\n\r\n"
+        );
+        // Served as plain HTTP/1.1: h2c's fields never reach the upstream.
+        let h2c = forward(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+              HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+            |_| {},
+        );
+        let lower = h2c.to_ascii_lowercase();
+        assert!(
+            !lower.contains("upgrade") && !lower.contains("http2-settings"),
+            "{h2c}"
+        );
+    }
+
+    #[test]
+    fn a_switching_protocols_head_keeps_the_upgrade_fields() {
+        let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                    Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nContent-Length: 0\r\n\r\n";
+        let mut head = ResponseHead::new();
+        let context = ResponseContext {
+            method: strait_protocols::http1::Method::Get,
+            upgrade_requested: true,
+        };
+        head.parse(raw, context, &Limits::DEFAULT)
+            .expect("valid")
+            .expect("complete");
+        let edits = HeaderEdits::default();
+        let mut out = Vec::new();
+        write_client_response(
+            &ClientResponse {
+                buf: raw,
+                head: &head,
+                framing: ClientFraming::AsIs,
+                close: false,
+                keep_alive_1_0: false,
+                request_id: b"rid",
+                edits: &edits,
+                upgrade: true,
+            },
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).expect("ascii"),
+            "HTTP/1.1 101 Switching Protocols\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nx-request-id: rid\r\n\
+             via: 1.1 strait\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub(crate) mod head;
 pub(crate) mod pool;
 pub(crate) mod proxy;
 pub(crate) mod route;
+pub(crate) mod tunnel;
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;

@@ -3,11 +3,12 @@
 //! Owns: the request loop (read a head under the header deadline, route, answer or forward,
 //! stream both bodies, decide keep-alive), upstream selection with failover and the one safe
 //! retry on a reused connection, proxy error responses, timeouts, per-route accounting and the
-//! access log record. Must not: parse or frame HTTP itself (the codec does), hold a `RefCell`
+//! access log record, and the WebSocket upgrade up to its `101` (the tunnel after it is
+//! [`tunnel`](super::tunnel)'s). Must not: parse or frame HTTP itself (the codec does), hold a `RefCell`
 //! borrow across an `.await`, buffer a body beyond one read, or log at info/warn for events a
 //! client can cause at will (those are counted; the access log records them).
 //!
-//! Memory per connection: between requests, the task, a 304-byte boxed state and a 1 KiB read
+//! Memory per connection: between requests, the task, a 320-byte boxed state and a 1 KiB read
 //! buffer (doubling only as far as the head limits need); the parsed-head tables and the 64 KiB
 //! upstream and output buffers are lent by the core per request (`HttpCore`). Requests are served
 //! one at a time, so pipelined requests are answered in order by construction.
@@ -30,9 +31,10 @@ use strait_protocols::relay::sys;
 use tracing::debug;
 
 use super::access_log::AccessRecord;
-use super::head::{self, ClientFraming, ClientResponse, LocalResponse, UpstreamRequest};
+use super::head::{self, ClientFraming, ClientResponse, LocalResponse, Upgrade, UpstreamRequest};
 use super::pool::{Checkout, Reuse};
 use super::route::rewrite_path;
+use super::tunnel;
 use super::HttpListenerState;
 use crate::client_stream::{read_more, ClientStream, TimedOut};
 use crate::config::{HttpListenerConfig, RouteAction, RouteConfig};
@@ -104,10 +106,43 @@ pub(crate) async fn serve_stream<C: ClientStream>(
         unread_input: false,
         input_shut: false,
         body_canceller: None,
+        upgraded: None,
     });
     conn.run().await;
+    let Some(upgraded) = conn.upgraded.take() else {
+        conn.return_buffers();
+        drop(guard);
+        return;
+    };
+    // The bytes each side sent past its head go first: the client's after the upgrade request,
+    // the upstream's after its 101.
+    let mut to_upstream = ctx.http.take_buffer();
+    to_upstream.extend_from_slice(&conn.buf[conn.start..]);
+    let mut to_client = std::mem::take(&mut conn.upbuf);
+    to_client.drain(..conn.response_len.min(to_client.len()));
     conn.return_buffers();
+    let Conn { client, .. } = *conn;
+    let Upgraded {
+        upstream,
+        route_slot,
+    } = *upgraded;
+    let t = tunnel::Tunnel {
+        ctx: &ctx,
+        listener_index,
+        slot: guard.slot(),
+        route_slot,
+        idle: config.timeouts.upstream_body,
+    };
+    // Boxed: the tunnel's state is not part of every connection's task.
+    Box::pin(tunnel::run(t, client, upstream, to_upstream, to_client)).await;
     drop(guard);
+}
+
+/// A request whose upstream answered 101: what the tunnel takes over from the request loop.
+struct Upgraded {
+    upstream: tunnel::Upstream,
+    /// The route slot of the upgrade request (the tunnel's bytes are counted there).
+    route_slot: usize,
 }
 
 struct Conn<'c, C> {
@@ -141,6 +176,8 @@ struct Conn<'c, C> {
     input_shut: bool,
     /// Cancels a timed-out body read so its buffer comes back (see [`read_keeping_buffer`]).
     body_canceller: Option<Canceller>,
+    /// Set with [`Next::Upgrade`]: the connection becomes a tunnel once the loop returns.
+    upgraded: Option<Box<Upgraded>>,
 }
 
 /// What happens to the client connection after a request.
@@ -151,6 +188,9 @@ enum Next {
     /// The response could not be completed: reset so the client never takes a cut body for a
     /// whole one.
     Abort,
+    /// The upstream switched protocols (101 sent to the client): leave the loop, the connection
+    /// is a tunnel now (`Conn::upgraded`).
+    Upgrade,
 }
 
 /// Why the proxy answered instead of the upstream; each maps to one status and one counter.
@@ -165,6 +205,8 @@ enum Fault {
     Draining,
     /// CONNECT: Strait is a reverse proxy, not a forward proxy or tunnel.
     MethodNotAllowed,
+    /// A WebSocket upgrade that is not a bodiless HTTP/1.1 GET (RFC 6455 §4.1).
+    BadUpgrade,
     ConnectFailed,
     PoolFull,
     UpstreamTimeout,
@@ -181,6 +223,7 @@ impl Fault {
             Fault::NoRoute => 404,
             Fault::Draining => 503,
             Fault::MethodNotAllowed => 405,
+            Fault::BadUpgrade => 400,
             Fault::ConnectFailed | Fault::UpstreamProtocol | Fault::UpstreamClosed => 502,
             Fault::PoolFull => 503,
             Fault::UpstreamTimeout => 504,
@@ -197,6 +240,7 @@ impl Fault {
             Fault::NoRoute => "no route for this host and path",
             Fault::Draining => "the proxy is shutting down; retry the request",
             Fault::MethodNotAllowed => "CONNECT is not supported by this proxy",
+            Fault::BadUpgrade => "a WebSocket upgrade must be an HTTP/1.1 GET without a body",
             Fault::ConnectFailed => "upstream connect failed",
             Fault::PoolFull => "no upstream connection available",
             Fault::UpstreamTimeout => "upstream response timed out",
@@ -214,6 +258,7 @@ impl Fault {
             Fault::NoRoute => "no_route",
             Fault::Draining => "draining",
             Fault::MethodNotAllowed => "method_not_allowed",
+            Fault::BadUpgrade => "bad_upgrade",
             Fault::ConnectFailed => "connect_failed",
             Fault::PoolFull => "pool_full",
             Fault::UpstreamTimeout => "upstream_timeout",
@@ -229,7 +274,7 @@ impl Fault {
             }
             Fault::NoRoute => {}
             Fault::Draining => c.unavailable.inc(),
-            Fault::MethodNotAllowed => c.client_errors.inc(),
+            Fault::MethodNotAllowed | Fault::BadUpgrade => c.client_errors.inc(),
             Fault::ConnectFailed | Fault::UpstreamProtocol | Fault::UpstreamClosed => {
                 c.upstream_errors.inc()
             }
@@ -295,6 +340,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                     let _ = sys::set_linger_zero(self.client.fd());
                     return;
                 }
+                Next::Upgrade => return,
             }
         }
     }
@@ -485,6 +531,16 @@ impl<'c, C: ClientStream> Conn<'c, C> {
             self.start = consumed;
             let next = self
                 .respond_fault(&mut x, Fault::MethodNotAllowed, true, http10)
+                .await;
+            self.finish(&x, None);
+            return next;
+        }
+        if head::upgrade_of(head, buf) == Upgrade::Malformed {
+            // Never forwarded: an upstream could take the body (or what follows an HTTP/1.0
+            // request) for tunnel data.
+            self.start = consumed;
+            let next = self
+                .respond_fault(&mut x, Fault::BadUpgrade, true, http10)
                 .await;
             self.finish(&x, None);
             return next;
@@ -757,12 +813,29 @@ impl<'c, C: ClientStream> Conn<'c, C> {
             framing,
             RequestFraming::None | RequestFraming::ContentLength(0)
         );
+        let websocket = head::upgrade_of(request_head(&self.head), &self.buf) == Upgrade::WebSocket;
+        if websocket && ctx.draining.get() {
+            // A tunnel opened now would be cut at the drain deadline: the client retries on the
+            // next process instead.
+            self.start = head_len;
+            return Forwarded::Fault(Fault::Draining, Next::Close);
+        }
+        // Only a 101 to an upgrade we forwarded is valid (a 101 to anything else is a 502).
+        let context = ResponseContext {
+            method,
+            upgrade_requested: websocket,
+        };
         let mut tried = TriedSet::new();
         let mut retried = false;
         let mut any_full = false;
         loop {
-            // 1. An upstream connection: pooled, or new with failover over endpoints.
-            let reuse = if retried { Reuse::Never } else { Reuse::Pooled };
+            // 1. An upstream connection: pooled, or new with failover over endpoints. An upgrade
+            // always gets a new one (it never goes back to the pool either).
+            let reuse = if retried || websocket {
+                Reuse::Never
+            } else {
+                Reuse::Pooled
+            };
             let Some((mut upstream, endpoint, reused)) = self
                 .upstream_connection(cluster, &mut tried, &mut any_full, reuse)
                 .await
@@ -800,6 +873,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                     &mut upstream,
                     head_len,
                     max_body,
+                    websocket,
                 )
                 .await;
             match sent {
@@ -815,7 +889,14 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                     // The upstream may have answered early (e.g. 413 before reading an upload)
                     // and closed: relay that answer rather than inventing a 502 (RFC 9112 §9.6).
                     // The client's body is left unread, so its connection closes afterwards.
-                    if self.read_response_head(&mut upstream, method).await.is_ok() {
+                    if self
+                        .read_response_head(&mut upstream, context)
+                        .await
+                        .is_ok()
+                    {
+                        if websocket {
+                            ctx.stats.listeners[self.listener_index].ws_refused.inc();
+                        }
                         self.unread_input = true;
                         let next = self
                             .relay_response(x, route, cluster, endpoint, upstream, false, false)
@@ -841,7 +922,10 @@ impl<'c, C: ClientStream> Conn<'c, C> {
 
             // 3. The response head.
             let sent_at = Instant::now();
-            let head = self.read_response_head(&mut upstream, method).await;
+            // Nothing more is read from the client until this head is in: bytes it sent after
+            // an upgrade request are tunnel data only if the answer is a 101, else the next
+            // request.
+            let head = self.read_response_head(&mut upstream, context).await;
             let micros = sent_at.elapsed().as_micros() as u64;
             match head {
                 Ok(()) => {
@@ -880,9 +964,20 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                 }
             }
 
-            // 4. The response to the client.
+            // 4. The response to the client. A refused upgrade is relayed like any response,
+            // but its connection is not pooled.
+            if websocket {
+                if response_head(&self.response).is_switching_protocols() {
+                    return self
+                        .open_tunnel(x, route, cluster, endpoint, upstream)
+                        .await;
+                }
+                ctx.stats.listeners[self.listener_index].ws_refused.inc();
+            }
             let next = self
-                .relay_response(x, route, cluster, endpoint, upstream, keep_alive, true)
+                .relay_response(
+                    x, route, cluster, endpoint, upstream, keep_alive, !websocket,
+                )
                 .await;
             return Forwarded::Done(next);
         }
@@ -937,6 +1032,59 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         None
     }
 
+    /// A 101 to a WebSocket upgrade: its head goes to the client, then [`Next::Upgrade`] makes
+    /// the connection a tunnel.
+    async fn open_tunnel(
+        &mut self,
+        x: &mut Exchange,
+        route: &RouteConfig,
+        cluster: usize,
+        endpoint: usize,
+        upstream: TcpStream,
+    ) -> Forwarded {
+        let ctx = self.ctx;
+        let websocket = response_head(&self.response)
+            .upgrade_protocols(&self.upbuf)
+            .any(|p| p.eq_ignore_ascii_case(b"websocket"));
+        if !websocket {
+            // Switched to a protocol the client did not ask for.
+            self.discard(cluster, endpoint, upstream);
+            ctx.stats.cluster_http[cluster]
+                .upstream_protocol_errors
+                .inc();
+            return Forwarded::Fault(Fault::UpstreamProtocol, Next::Close);
+        }
+        x.status = 101;
+        self.fresh_out();
+        head::write_client_response(
+            &ClientResponse {
+                buf: &self.upbuf,
+                head: response_head(&self.response),
+                framing: ClientFraming::AsIs,
+                close: false,
+                keep_alive_1_0: false,
+                request_id: x.request_id(),
+                edits: &route.response_headers,
+                upgrade: true,
+            },
+            &mut self.out,
+        );
+        if self.write_out_to_client(x).await.is_err() {
+            self.discard(cluster, endpoint, upstream);
+            return Forwarded::Done(Next::Abort);
+        }
+        ctx.stats.listeners[self.listener_index].ws_upgrades.inc();
+        self.upgraded = Some(Box::new(Upgraded {
+            upstream: tunnel::Upstream {
+                stream: upstream,
+                cluster,
+                endpoint,
+            },
+            route_slot: x.slot,
+        }));
+        Forwarded::Done(Next::Upgrade)
+    }
+
     fn discard(&self, cluster: usize, endpoint: usize, upstream: TcpStream) {
         let _ = sys::set_linger_zero(upstream.as_raw_fd());
         drop(upstream);
@@ -959,6 +1107,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         upstream: &mut TcpStream,
         head_len: usize,
         max_body: u64,
+        upgrade: bool,
     ) -> Result<(), SendError> {
         let framing = request_head(&self.head).framing();
         let chunked = framing == RequestFraming::Chunked;
@@ -983,6 +1132,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                     generated_request_id: generated,
                     edits: &route.request_headers,
                     chunked,
+                    upgrade,
                 },
                 &mut self.out,
             );
@@ -1088,7 +1238,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
     async fn read_response_head(
         &mut self,
         upstream: &mut TcpStream,
-        method: Method,
+        context: ResponseContext,
     ) -> Result<(), ResponseFault> {
         self.upbuf.clear();
         if self.upbuf.capacity() < UPSTREAM_BUFFER {
@@ -1096,9 +1246,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
             self.upbuf = self.ctx.http.take_buffer();
         }
         let deadline = Instant::now() + self.config.timeouts.upstream_response;
-        // Upgrade is never forwarded, so a 101 is refused like any unrequested upgrade; CONNECT
-        // never reaches an upstream.
-        let context = ResponseContext::new(method);
+        // CONNECT never reaches an upstream.
         let mut scanner = HeadScanner::new();
         let mut received_any = false;
         let mut parse_now = false;
@@ -1181,6 +1329,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                 keep_alive_1_0: http10 && !close,
                 request_id: x.request_id(),
                 edits: &route.response_headers,
+                upgrade: false,
             },
             &mut self.out,
         );
@@ -1460,7 +1609,7 @@ mod size_guard {
         let size = connection_task_size(ListenerProtocol::Http, serve);
         let state = std::mem::size_of::<Conn<'static, TcpStream>>();
         eprintln!("http connection task future: {size} B, boxed state: {state} B");
-        // Measured 2,944 B and 304 B (the parsed heads, 2.6 KiB each, are lent per request).
+        // Measured 2,944 B and 320 B (the parsed heads, 2.6 KiB each, are lent per request).
         assert!(size <= 3072, "the connection task grew to {size} bytes");
         assert!(
             state <= 512,

@@ -443,3 +443,223 @@ impl TlsWriteHalf {
         res.map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::{mpsc, Arc};
+    use std::thread;
+
+    use monoio::net::TcpListener;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    use super::*;
+
+    // A test CA and a leaf for `ws.test` it signed (P-256, valid until 2126).
+    const CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBiTCCAS+gAwIBAgIUeiUeR++amj8Ehik1nxbUcsrAHNMwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOU3RyYWl0IHRlc3QgQ0EwIBcNMjYxMTIyMTAwNzE0WhgPMjEy
+NjEwMjkxMDA3MTRaMBkxFzAVBgNVBAMMDlN0cmFpdCB0ZXN0IENBMFkwEwYHKoZI
+zj0CAQYIKoZIzj0DAQcDQgAE9nFQ4clfmPlWpAdVhVwL072BH1paM0MViIXlZrOq
+KcY3/9SoYL4uU9ygEzGrHKzat2hcZB0+yE+N8nhFlq/yNKNTMFEwHQYDVR0OBBYE
+FPwKSUmKaBGLIYprgCTtIsm5ziDiMB8GA1UdIwQYMBaAFPwKSUmKaBGLIYprgCTt
+Ism5ziDiMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAN/dwVvy
+8wdwitIzQz3Bm8wNl0LGh4VukdjqsoVwiqwxAiAzqPGfvC08MsBsDkDTrZ0w/WhL
+8bMdGp6hT9MCdhiP5g==
+-----END CERTIFICATE-----
+";
+    const LEAF: &str = "-----BEGIN CERTIFICATE-----
+MIIBtzCCAV2gAwIBAgIUKadNeIlbD3Tjo6ZlTXDq/PoeoGUwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOU3RyYWl0IHRlc3QgQ0EwIBcNMjYxMTIyMTAwNzE0WhgPMjEy
+NjEwMjkxMDA3MTRaMBIxEDAOBgNVBAMMB3dzLnRlc3QwWTATBgcqhkjOPQIBBggq
+hkjOPQMBBwNCAATmCEA53K1Zn8xAt8Z5TtzCFfXsEUkjC+HoJ7DFsAc/lZkGW+Qm
+PbPHeTCQy1/dkfdUqYiOtV/N2rPsd+pTBQAVo4GHMIGEMBIGA1UdEQQLMAmCB3dz
+LnRlc3QwDAYDVR0TAQH/BAIwADALBgNVHQ8EBAMCB4AwEwYDVR0lBAwwCgYIKwYB
+BQUHAwEwHQYDVR0OBBYEFIW3JM2rSm5WK41yw61VpLi83X2+MB8GA1UdIwQYMBaA
+FPwKSUmKaBGLIYprgCTtIsm5ziDiMAoGCCqGSM49BAMCA0gAMEUCIDtyFmstK/6N
+y/DrzGWb1TvoHXpJsu7zQ7TufdQHThjxAiEA5gfh1rnftUh09VzwKuj0OwR/VkSb
+ZvkBRDu23qrRY2s=
+-----END CERTIFICATE-----
+";
+    const LEAF_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgT8pweTnG7Rnwg35W
+qHMAyyJHnhVx2vP8xJxw+O4MnpihRANCAATmCEA53K1Zn8xAt8Z5TtzCFfXsEUkj
+C+HoJ7DFsAc/lZkGW+QmPbPHeTCQy1/dkfdUqYiOtV/N2rPsd+pTBQAV
+-----END PRIVATE KEY-----
+";
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    fn server_config() -> Arc<rustls::ServerConfig> {
+        let certs = vec![CertificateDer::from_pem_slice(LEAF.as_bytes()).expect("leaf")];
+        let key = PrivateKeyDer::from_pem_slice(LEAF_KEY.as_bytes()).expect("key");
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+        Arc::new(config)
+    }
+
+    /// A blocking TLS client for `ws.test` on a std socket.
+    fn client(
+        addr: std::net::SocketAddr,
+    ) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(CA.as_bytes()).expect("ca"))
+            .expect("root");
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("ws.test").expect("name");
+        let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+        let sock = std::net::TcpStream::connect(addr).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock).expect("handshake");
+        }
+        tls
+    }
+
+    /// Runs `server` (given the accepted, handshaken client) on each driver this machine has,
+    /// with `client` on a thread.
+    fn on_each_driver<S, F, C>(server: S, client: C)
+    where
+        S: Fn(TlsClient) -> F + Clone,
+        F: Future<Output = ()>,
+        C: Fn(std::net::SocketAddr) + Clone + Send + 'static,
+    {
+        let run = |server: S, client: C| async move {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let peer = thread::spawn(move || client(addr));
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let fd = tcp.as_raw_fd();
+            let stream = crate::tls::accept(
+                server_config(),
+                Replay::new(Vec::new(), tcp),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("handshake");
+            server(TlsClient::new(stream, fd)).await;
+            peer.join().expect("client thread");
+        };
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("legacy runtime")
+            .block_on(run(server.clone(), client.clone()));
+        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => rt.block_on(run(server, client)),
+            Err(e) => eprintln!("io_uring unavailable ({e}): tested on epoll only"),
+        }
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    /// Each side sends 8 MiB before reading anything: only halves that read while a write is
+    /// blocked get through it. Then `close_notify` ends each direction cleanly.
+    #[test]
+    fn tls_halves_read_and_write_at_once() {
+        const LEN: usize = 8 << 20;
+        on_each_driver(
+            |client: TlsClient| async move {
+                let (mut read, mut write) = client.into_halves();
+                let send = async {
+                    for chunk in pattern(LEN).chunks(64 * 1024) {
+                        let (res, _) = write.write_all(chunk.to_vec()).await;
+                        res.expect("server write");
+                    }
+                    write.shutdown().await.expect("close_notify");
+                };
+                let receive = async {
+                    let mut got = Vec::with_capacity(LEN);
+                    let mut buf = Vec::with_capacity(64 * 1024);
+                    loop {
+                        buf.clear();
+                        let (res, b) = read.read(buf).await;
+                        buf = b;
+                        match res.expect("server read") {
+                            0 => break,
+                            n => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    assert!(got == pattern(LEN), "the client's bytes changed");
+                };
+                monoio::join!(send, receive);
+            },
+            |addr| {
+                let mut tls = client(addr);
+                tls.write_all(&pattern(LEN)).expect("client write");
+                tls.flush().expect("flush");
+                let mut got = Vec::new();
+                tls.read_to_end(&mut got)
+                    .expect("clean end after close_notify");
+                assert!(got == pattern(LEN), "the server's bytes changed");
+                tls.conn.send_close_notify();
+                tls.conn.complete_io(&mut tls.sock).expect("close_notify");
+            },
+        );
+    }
+
+    /// A forged record arrives while a write to the client is blocked (the client does not
+    /// read): the read fails, and nothing panics (monoio-rustls' own split panics here).
+    #[test]
+    fn a_bad_record_during_a_blocked_write_fails_the_read() {
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let done_rx = Arc::new(std::sync::Mutex::new(done_rx));
+        let done_tx = Arc::new(std::sync::Mutex::new(done_tx));
+        on_each_driver(
+            move |client: TlsClient| {
+                let done_tx = done_tx.clone();
+                async move {
+                    let (mut read, mut write) = client.into_halves();
+                    let mut flood = std::pin::pin!(async {
+                        let chunk = pattern(64 * 1024);
+                        for _ in 0..1024 {
+                            let (res, _) = write.write_all(chunk.clone()).await;
+                            if res.is_err() {
+                                return;
+                            }
+                        }
+                        panic!("64 MiB went out to a client that reads nothing");
+                    });
+                    let mut receive = std::pin::pin!(read.read(Vec::with_capacity(1024)));
+                    let res = monoio::select! {
+                        _ = &mut flood => panic!("the flood ended first"),
+                        (res, _) = &mut receive => res,
+                    };
+                    let e = res.expect_err("a forged record must fail the read");
+                    assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+                    let _ = done_tx.lock().map(|tx| tx.send(()));
+                }
+            },
+            move |addr| {
+                let mut tls = client(addr);
+                // Let the server's writes fill the socket buffers first.
+                thread::sleep(Duration::from_millis(300));
+                let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x40];
+                forged.extend_from_slice(&[0xAA; 0x40]);
+                tls.sock.write_all(&forged).expect("forged record");
+                let _ = done_rx
+                    .lock()
+                    .map(|rx| rx.recv_timeout(Duration::from_secs(20)));
+            },
+        );
+    }
+}

@@ -105,6 +105,7 @@ pub(crate) async fn serve_stream<C: ClientStream>(
         served: 0,
         unread_input: false,
         input_shut: false,
+        read_abandoned: false,
         body_canceller: None,
         upgraded: None,
     });
@@ -174,6 +175,10 @@ struct Conn<'c, C> {
     /// The drain shut the read side while this connection looked idle: only bytes already read
     /// can be served.
     input_shut: bool,
+    /// A read from a TLS client was dropped at its deadline. monoio-rustls lent its read buffer
+    /// to that read, so the stream can no longer be read (a read would panic on the missing
+    /// buffer); it can still be written and closed.
+    read_abandoned: bool,
     /// Cancels a timed-out body read so its buffer comes back (see [`read_keeping_buffer`]).
     body_canceller: Option<Canceller>,
     /// Set with [`Next::Upgrade`]: the connection becomes a tunnel once the loop returns.
@@ -398,6 +403,9 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                 monoio::time::timeout(wait, read_more(&mut self.client, &mut self.buf)).await;
             if idle {
                 self.input_shut |= self.ctx.open_sockets.borrow_mut().end_idle(self.slot);
+            }
+            if read.is_err() {
+                self.read_abandoned |= C::TLS;
             }
             match read {
                 Err(_) if idle => return Ok(false),
@@ -1194,7 +1202,10 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                         .read_keeping(&mut self.buf, body_timeout, &mut self.body_canceller)
                         .await
                     {
-                        Err(TimedOut) => return Err(SendError::Client(Some(Fault::BodyTimeout))),
+                        Err(TimedOut) => {
+                            self.read_abandoned |= C::TLS;
+                            return Err(SendError::Client(Some(Fault::BodyTimeout)));
+                        }
                         Ok(Ok(0)) | Ok(Err(_)) => return Err(SendError::Client(None)),
                         Ok(Ok(n)) => {
                             x.bytes_in += n as u64;
@@ -1525,7 +1536,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
     /// what the client still sends for a short while, so our close does not turn into a reset
     /// that destroys the response in the client's receive buffer (RFC 9112 §9.6).
     async fn linger_close(&mut self) {
-        if self.client.close_write().await.is_err() {
+        if self.client.close_write().await.is_err() || self.read_abandoned {
             return;
         }
         let deadline = Instant::now() + std::time::Duration::from_secs(2);

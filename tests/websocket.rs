@@ -7,13 +7,17 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::http::*;
 use common::ws::*;
 use common::*;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::CloseFrame;
@@ -504,4 +508,208 @@ fn concurrent_tunnels_stay_separate() {
         c.join().expect("client");
     }
     wait_ws_metric(&proxy, "strait_websocket_upgrades_total", 16.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// wss: the tunnel behind TLS termination.
+
+// A test CA and a leaf for `ws.test` it signed (P-256, valid until 2126).
+const CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBiTCCAS+gAwIBAgIUeiUeR++amj8Ehik1nxbUcsrAHNMwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOU3RyYWl0IHRlc3QgQ0EwIBcNMjYxMTIyMTAwNzE0WhgPMjEy
+NjEwMjkxMDA3MTRaMBkxFzAVBgNVBAMMDlN0cmFpdCB0ZXN0IENBMFkwEwYHKoZI
+zj0CAQYIKoZIzj0DAQcDQgAE9nFQ4clfmPlWpAdVhVwL072BH1paM0MViIXlZrOq
+KcY3/9SoYL4uU9ygEzGrHKzat2hcZB0+yE+N8nhFlq/yNKNTMFEwHQYDVR0OBBYE
+FPwKSUmKaBGLIYprgCTtIsm5ziDiMB8GA1UdIwQYMBaAFPwKSUmKaBGLIYprgCTt
+Ism5ziDiMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAN/dwVvy
+8wdwitIzQz3Bm8wNl0LGh4VukdjqsoVwiqwxAiAzqPGfvC08MsBsDkDTrZ0w/WhL
+8bMdGp6hT9MCdhiP5g==
+-----END CERTIFICATE-----
+";
+const LEAF: &str = "-----BEGIN CERTIFICATE-----
+MIIBtzCCAV2gAwIBAgIUKadNeIlbD3Tjo6ZlTXDq/PoeoGUwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOU3RyYWl0IHRlc3QgQ0EwIBcNMjYxMTIyMTAwNzE0WhgPMjEy
+NjEwMjkxMDA3MTRaMBIxEDAOBgNVBAMMB3dzLnRlc3QwWTATBgcqhkjOPQIBBggq
+hkjOPQMBBwNCAATmCEA53K1Zn8xAt8Z5TtzCFfXsEUkjC+HoJ7DFsAc/lZkGW+Qm
+PbPHeTCQy1/dkfdUqYiOtV/N2rPsd+pTBQAVo4GHMIGEMBIGA1UdEQQLMAmCB3dz
+LnRlc3QwDAYDVR0TAQH/BAIwADALBgNVHQ8EBAMCB4AwEwYDVR0lBAwwCgYIKwYB
+BQUHAwEwHQYDVR0OBBYEFIW3JM2rSm5WK41yw61VpLi83X2+MB8GA1UdIwQYMBaA
+FPwKSUmKaBGLIYprgCTtIsm5ziDiMAoGCCqGSM49BAMCA0gAMEUCIDtyFmstK/6N
+y/DrzGWb1TvoHXpJsu7zQ7TufdQHThjxAiEA5gfh1rnftUh09VzwKuj0OwR/VkSb
+ZvkBRDu23qrRY2s=
+-----END CERTIFICATE-----
+";
+const LEAF_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgT8pweTnG7Rnwg35W
+qHMAyyJHnhVx2vP8xJxw+O4MnpihRANCAATmCEA53K1Zn8xAt8Z5TtzCFfXsEUkj
+C+HoJ7DFsAc/lZkGW+QmPbPHeTCQy1/dkfdUqYiOtV/N2rPsd+pTBQAV
+-----END PRIVATE KEY-----
+";
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// An HTTPS listener (HTTP/1.1 by ALPN) in front of `origin`, on `driver`; `None` (the test is
+/// skipped, and says so) when this build does not take TLS listeners from its configuration.
+fn wss_proxy(origin: SocketAddr, driver: &str) -> Option<Proxy> {
+    let dir = temp_dir("wss");
+    let (cert, key) = (dir.join("ws.test.pem"), dir.join("ws.test.key"));
+    std::fs::write(&cert, LEAF).expect("cert file");
+    std::fs::write(&key, LEAF_KEY).expect("key file");
+    let toml = format!(
+        r#"
+[[cluster]]
+name = "a"
+endpoints = [{{ address = "{origin}" }}]
+
+[[listener]]
+name = "web"
+address = "LISTEN"
+protocol = "http"
+cluster = "a"
+header_read_timeout = "400ms"
+
+[listener.tls]
+alpn = ["http/1.1"]
+
+[[listener.tls.certificate]]
+cert = "{}"
+key = "{}"
+"#,
+        cert.display(),
+        key.display()
+    );
+    let check = dir.join("check.toml");
+    std::fs::write(&check, toml.replace("LISTEN", "127.0.0.1:1")).expect("config");
+    let checked = std::process::Command::new(binary())
+        .args(["check", "--config", check.to_str().expect("utf-8 path")])
+        .output()
+        .expect("strait check");
+    if !checked.status.success() {
+        eprintln!(
+            "SKIPPED: this build refuses TLS listeners: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        return None;
+    }
+    Some(config_proxy(&toml, &["--io-driver", driver]))
+}
+
+fn tls_connect(addr: SocketAddr) -> Tls {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(CA.as_bytes()).expect("ca"))
+        .expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = ServerName::try_from("ws.test").expect("name");
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let sock = connect(addr);
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
+    }
+    tls
+}
+
+fn wss(driver: &str) {
+    let origin = WsOrigin::start(Duration::ZERO);
+    let Some(proxy) = wss_proxy(origin.addr, driver) else {
+        return;
+    };
+    let (mut ws, response) = tungstenite::client::client_with_config(
+        "wss://ws.test/greet",
+        tls_connect(proxy.listen),
+        Some(ws_config()),
+    )
+    .unwrap_or_else(|e| panic!("wss handshake: {e}"));
+    assert_eq!(response.status(), 101);
+    assert_eq!(
+        next_tls_message(&mut ws),
+        Message::text("hello from origin")
+    );
+    let seen = origin.requests();
+    assert_eq!(seen[0].header("x-forwarded-proto"), Some("https"));
+    for len in [1, 100_000, 4 << 20] {
+        let data = payload(len, len as u64);
+        ws.send(Message::binary(data.clone())).expect("send");
+        assert_eq!(next_tls_message(&mut ws), Message::binary(data));
+    }
+    ws.close(None).expect("close");
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) => {}
+            Ok(other) => panic!("after close: {other:?}"),
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("close handshake: {e}"),
+        }
+    }
+    origin.wait_event("the client's close", |e| {
+        e.iter().any(|x| x.starts_with("client-close"))
+    });
+
+    // A forged TLS record while the proxy is blocked writing to a client that reads nothing:
+    // the tunnel is cut, the proxy lives on.
+    let (mut ws, _) = tungstenite::client::client_with_config(
+        "wss://ws.test/chat",
+        tls_connect(proxy.listen),
+        Some(ws_config()),
+    )
+    .expect("second wss handshake");
+    ws.send(Message::binary(payload(32 << 20, 1)))
+        .expect("32 MiB out");
+    thread::sleep(Duration::from_millis(500));
+    let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x40];
+    forged.extend_from_slice(&[0xAA; 0x40]);
+    ws.get_mut().sock.write_all(&forged).expect("forged record");
+    assert!(
+        eof_within(&mut ws.get_mut().sock, Duration::from_secs(10)),
+        "the tunnel survived a forged record"
+    );
+
+    // A TLS client that stops mid-head gets its 408 and the connection closes (its read was
+    // dropped at the deadline: it must not be read again).
+    let mut tls = tls_connect(proxy.listen);
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: ws.test\r\n")
+        .expect("partial head");
+    tls.flush().expect("flush");
+    let mut got = Vec::new();
+    let _ = tls.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+
+    // Still serving.
+    let (mut ws, _) = tungstenite::client::client_with_config(
+        "wss://ws.test/chat",
+        tls_connect(proxy.listen),
+        Some(ws_config()),
+    )
+    .expect("wss after the forged record");
+    ws.send(Message::text("alive")).expect("send");
+    assert_eq!(next_tls_message(&mut ws), Message::text("alive"));
+    wait_ws_metric(&proxy, "strait_websocket_upgrades_total", 3.0);
+}
+
+fn next_tls_message(ws: &mut WebSocket<Tls>) -> Message {
+    loop {
+        match ws.read() {
+            Ok(Message::Pong(_)) => continue,
+            Ok(m) => return m,
+            Err(e) => panic!("reading a message: {e}"),
+        }
+    }
+}
+
+#[test]
+fn wss_through_tls_termination_uring() {
+    wss("uring");
+}
+
+#[test]
+fn wss_through_tls_termination_epoll() {
+    wss("epoll");
 }

@@ -662,4 +662,36 @@ C+HoJ7DFsAc/lZkGW+QmPbPHeTCQy1/dkfdUqYiOtV/N2rPsd+pTBQAV
             },
         );
     }
+
+    /// A read dropped at its deadline leaves monoio-rustls without its read buffer (its next read
+    /// would panic); the halves do not use that buffer, so the connection still works split.
+    #[test]
+    fn halves_work_after_a_read_was_dropped_at_its_deadline() {
+        on_each_driver(
+            |mut client: TlsClient| async move {
+                let mut buf = Vec::new();
+                let mut canceller = None;
+                let waited = client
+                    .read_keeping(&mut buf, Duration::from_millis(100), &mut canceller)
+                    .await;
+                assert!(waited.is_err(), "the client said nothing yet");
+                let (mut read, mut write) = client.into_halves();
+                let (res, buf) = read.read(Vec::with_capacity(1024)).await;
+                assert_eq!(res.expect("read after the deadline"), 5);
+                assert_eq!(&buf[..], b"hello");
+                let (res, _) = write.write_all(b"world".to_vec()).await;
+                res.expect("write");
+                write.shutdown().await.expect("close_notify");
+            },
+            |addr| {
+                let mut tls = client(addr);
+                thread::sleep(Duration::from_millis(300));
+                tls.write_all(b"hello").expect("write");
+                tls.flush().expect("flush");
+                let mut got = Vec::new();
+                tls.read_to_end(&mut got).expect("clean end");
+                assert_eq!(got, b"world");
+            },
+        );
+    }
 }

@@ -4,9 +4,9 @@
 //! stream both bodies, decide keep-alive), upstream selection with failover and the one safe
 //! retry on a reused connection, proxy error responses, timeouts, per-route accounting and the
 //! access log record, and the WebSocket upgrade up to its `101` (the tunnel after it is
-//! [`tunnel`](super::tunnel)'s). Must not: parse or frame HTTP itself (the codec does), hold a `RefCell`
-//! borrow across an `.await`, buffer a body beyond one read, or log at info/warn for events a
-//! client can cause at will (those are counted; the access log records them).
+//! [`tunnel`](super::tunnel)'s). Must not: parse or frame HTTP itself (the codec does), hold a
+//! `RefCell` borrow across an `.await`, buffer a body beyond one read, or log at info/warn for
+//! events a client can cause at will (those are counted; the access log records them).
 //!
 //! Memory per connection: between requests, the task, a 320-byte boxed state and a 1 KiB read
 //! buffer (doubling only as far as the head limits need); the parsed-head tables and the 64 KiB
@@ -897,10 +897,12 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                     // The upstream may have answered early (e.g. 413 before reading an upload)
                     // and closed: relay that answer rather than inventing a 502 (RFC 9112 §9.6).
                     // The client's body is left unread, so its connection closes afterwards.
+                    // (A 101 to an upgrade request that did not go out whole is no answer.)
                     if self
                         .read_response_head(&mut upstream, context)
                         .await
                         .is_ok()
+                        && !response_head(&self.response).is_switching_protocols()
                     {
                         if websocket {
                             ctx.stats.listeners[self.listener_index].ws_refused.inc();

@@ -361,4 +361,5 @@ pub fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
 pub type Shared<T> = Arc<Mutex<T>>;
 
 pub mod http;
+pub mod tls;
 pub mod ws;

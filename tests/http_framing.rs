@@ -870,7 +870,8 @@ cluster = "a"
 }
 
 // ---------------------------------------------------------------------------------------------
-// Upgrade and CONNECT: not tunnelled.
+// Upgrade and CONNECT: h2c is not forwarded, an unrequested 101 is refused. (WebSocket upgrades
+// are tunnelled: tests/websocket.rs.)
 
 #[test]
 fn upgrades_are_not_forwarded_and_connect_is_refused() {
@@ -883,22 +884,18 @@ fn upgrades_are_not_forwarded_and_connect_is_refused() {
     }
     });
     let proxy = quick_http(&[origin.addr], &[]);
-    let upgrade = |path: &str| {
-        format!(
-            "GET {path} HTTP/1.1\r\nHost: u.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-    };
 
-    // The upgrade is dropped (hop-by-hop): the origin sees a plain request.
-    let r = one_request(proxy.listen, upgrade("/ws-200").as_bytes()).expect("upgrade ignored");
-    assert_eq!((r.status, r.text().as_str()), (200, "GET /ws-200"));
+    // An h2c upgrade is dropped (hop-by-hop): the origin sees a plain request.
+    let h2c = "GET /h2c-200 HTTP/1.1\r\nHost: u.test\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+               Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+    let r = one_request(proxy.listen, h2c.as_bytes()).expect("upgrade ignored");
+    assert_eq!((r.status, r.text().as_str()), (200, "GET /h2c-200"));
     let seen = origin.last();
     assert!(seen.header("upgrade").is_none(), "{:?}", seen.headers);
     assert!(seen.header("connection").is_none(), "{:?}", seen.headers);
 
-    // So a 101 from the origin is one nobody asked for: 502.
-    let r = one_request(proxy.listen, upgrade("/ws-101").as_bytes()).expect("101");
+    // A 101 to a request that did not ask to upgrade is one nobody asked for: 502.
+    let r = one_request(proxy.listen, &get("/ws-101", "u.test")).expect("101");
     check_proxy_error(&r, 502).unwrap();
 
     // CONNECT: refused without reaching the origin.

@@ -656,11 +656,6 @@ fn without_alpn_the_proxy_sniffs_inside_tls() {
 /// is relayed as TCP once the sniff timeout passes inside TLS: what it sends afterwards, even an
 /// HTTP request line, goes to the TCP cluster.
 #[test]
-#[ignore = "bug: the proxy's core panics (monoio-io-wrapper safe_io.rs:161 \"buffer mut \
-            expected\") when the sniff timeout expires inside TLS: TlsClient::read_keeping \
-            (engine/src/client_stream.rs) drops a monoio-rustls read in flight with \
-            monoio::time::timeout, leaving its read buffer taken, and the TCP relay's next read \
-            panics; with one core the whole process stops"]
 fn a_client_silent_inside_tls_is_relayed_as_tcp() {
     let certs = Certs::new();
     let o = Origins::new();
@@ -892,12 +887,6 @@ fn alpn_mismatch_gets_the_no_application_protocol_alert_tls12() {
 }
 
 #[test]
-#[ignore = "bug: on TLS 1.3 the no_application_protocol alert is never sent: the server \
-            writes its ServerHello record and closes (the client reports `tls handshake eof`); \
-            likely cause: on a handshake error monoio-rustls (Stream::read_io) calls write_io \
-            once, which moves only the first of rustls' queued records (ServerHello; the \
-            encrypted alert is queued after it) to the socket. TLS 1.2, where the alert comes \
-            before any ServerHello, gets it, as does a tokio-rustls server with the same rustls"]
 fn alpn_mismatch_gets_the_no_application_protocol_alert_tls13() {
     alpn_mismatch_alert(TLS13);
 }
@@ -1047,11 +1036,6 @@ endpoints = [{{ address = "{}" }}]
 /// to the new certificate within a few seconds; a connection opened before keeps working, and a
 /// session from before the reload still resumes (the ticket keys survive it).
 #[test]
-#[ignore = "bug: the certificate watcher polls at most once: Server::wait \
-            (engine/src/server.rs) calls CertificateWatcher::stop before joining the cores and \
-            `strait run` calls wait() right after start; the watcher checks the flag at the top \
-            of its loop, so it exits before its first poll, or (if its thread won the race) \
-            after exactly one poll 2 s after start. Files changed later are never reloaded"]
 fn certificates_reload_when_their_files_change() {
     let dir = temp_dir("reload");
     let ca = Ca::new("reload CA");

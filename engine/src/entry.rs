@@ -19,7 +19,7 @@ use strait_protocols::sniff::{self, Sniffed, Verdict};
 use strait_protocols::tls_hello::{self, MAX_CLIENT_HELLO};
 use tracing::debug;
 
-use crate::client_stream::{ClientStream, TlsClient};
+use crate::client_stream::ClientStream;
 use crate::config::{HostMatch, ListenerProtocol, TlsListenerConfig};
 use crate::stats::Detected;
 use crate::tcp_proxy::ConnectionGuard;
@@ -155,9 +155,8 @@ async fn serve_tls(
     let Some(config) = ctx.tls_config(li) else {
         return;
     };
-    let fd = client.as_raw_fd();
     let left = deadline.saturating_duration_since(Instant::now());
-    let stream = match crate::tls::accept(config, Replay::new(first, client), left).await {
+    let mut tls_client = match crate::tls_stream::accept(config, client, first, left).await {
         Ok(stream) => stream,
         Err(reason) => {
             counters.tls_handshake_failures[reason.index()].inc();
@@ -167,7 +166,6 @@ async fn serve_tls(
         }
     };
     counters.tls_handshakes.inc();
-    let mut tls_client = TlsClient::new(stream, fd);
     let accepted = listener.accepted();
     let alpn = tls_client.alpn();
     match alpn.as_deref() {

@@ -20,6 +20,7 @@ pub mod server;
 pub mod stats;
 mod tcp_proxy;
 pub mod tls;
+mod tls_stream;
 mod udp_proxy;
 
-pub use server::{DrainHandle, Server, StartError};
+pub use server::{DrainHandle, ReloadHandle, Server, StartError};

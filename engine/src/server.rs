@@ -80,6 +80,22 @@ pub struct DrainHandle {
     shared: Arc<Shared>,
 }
 
+/// Reloads TLS certificates from their files (see [`Server::reload_handle`]).
+#[derive(Clone)]
+pub struct ReloadHandle {
+    tls: Arc<std::sync::Mutex<crate::tls::ListenerTls>>,
+    shared: Arc<Shared>,
+}
+
+impl ReloadHandle {
+    /// Reloads every TLS listener's certificates and hands them to the cores (handshakes in
+    /// flight are unaffected). All or nothing: on error nothing changes, and the error names
+    /// the listener and the file. Returns how many listeners were reloaded.
+    pub fn reload_certificates(&self) -> Result<usize, String> {
+        crate::tls::reload(&self.tls, &self.shared)
+    }
+}
+
 impl DrainHandle {
     /// Stop accepting everywhere and let open connections finish. Returns false if a drain was
     /// already under way.
@@ -266,22 +282,24 @@ impl Server {
         }
     }
 
-    /// Reloads every TLS listener's certificates from their files and hands them to the cores
-    /// (handshakes in flight are unaffected). On error nothing changes and the error names the
-    /// listener and file. Returns how many listeners were reloaded.
-    pub fn reload_certificates(&self) -> Result<usize, String> {
-        crate::tls::reload(&self.tls, &self.shared)
+    /// A handle that reloads certificates from another thread (SIGHUP).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            tls: self.tls.clone(),
+            shared: self.shared.clone(),
+        }
     }
 
     /// Waits for every core to finish (after `drain`, or if they all stopped), then stops admin.
     pub fn wait(self) {
-        if let Some(w) = &self.watcher {
-            w.stop();
-        }
         for t in self.threads {
             if t.join().is_err() {
                 warn!("a core thread panicked");
             }
+        }
+        // The cores are gone: nobody needs new certificates any more.
+        if let Some(w) = &self.watcher {
+            w.stop();
         }
         if let Some(a) = self.admin {
             a.stop();

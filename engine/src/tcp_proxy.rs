@@ -334,7 +334,7 @@ impl Drop for EndpointGuard {
 /// directions and half-closes propagated.
 pub(crate) async fn serve_tls_to(
     guard: ConnectionGuard,
-    client: crate::client_stream::TlsClient,
+    client: crate::tls_stream::TlsClient,
     peer: SocketAddr,
     cluster_index: usize,
     prefix: Vec<u8>,
@@ -372,7 +372,7 @@ pub(crate) async fn serve_tls_to(
         observer.on_bytes(Direction::ClientToUpstream, n);
     }
     let client_fd = client.fd();
-    let (client_read, client_write) = client.stream.into_split();
+    let (client_read, client_write) = client.into_halves();
     let (upstream_read, upstream_write) = upstream.into_split();
     let last_active = std::cell::Cell::new(Instant::now());
     let idle = ctx.relay_options[listener_index].idle_timeout;

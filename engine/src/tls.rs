@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use rustls::crypto::ring as provider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -426,7 +425,7 @@ impl HandshakeFailure {
         self as usize
     }
 
-    fn of_rustls(e: &rustls::Error) -> HandshakeFailure {
+    pub(crate) fn of_rustls(e: &rustls::Error) -> HandshakeFailure {
         use rustls::Error as E;
         match e {
             E::NoApplicationProtocol => HandshakeFailure::NoApplicationProtocol,
@@ -441,7 +440,7 @@ impl HandshakeFailure {
         }
     }
 
-    fn of_io(e: &io::Error) -> HandshakeFailure {
+    pub(crate) fn of_io(e: &io::Error) -> HandshakeFailure {
         if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
             return HandshakeFailure::of_rustls(r);
         }
@@ -452,24 +451,6 @@ impl HandshakeFailure {
             | io::ErrorKind::ConnectionAborted => HandshakeFailure::ClientClosed,
             _ => HandshakeFailure::Other,
         }
-    }
-}
-
-/// A server-side TLS stream.
-pub type ServerStream<IO> = monoio_rustls::ServerTlsStream<IO>;
-
-/// Runs the server handshake on `io` under `deadline`.
-pub async fn accept<IO: AsyncReadRent + AsyncWriteRent>(
-    config: Arc<ServerConfig>,
-    io: IO,
-    deadline: Duration,
-) -> Result<ServerStream<IO>, HandshakeFailure> {
-    let acceptor = monoio_rustls::TlsAcceptor::from(config);
-    match monoio::time::timeout(deadline, acceptor.accept(io)).await {
-        Err(_) => Err(HandshakeFailure::Timeout),
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(monoio_rustls::TlsError::Rustls(e))) => Err(HandshakeFailure::of_rustls(&e)),
-        Ok(Err(monoio_rustls::TlsError::Io(e))) => Err(HandshakeFailure::of_io(&e)),
     }
 }
 

@@ -175,9 +175,9 @@ struct Conn<'c, C> {
     /// The drain shut the read side while this connection looked idle: only bytes already read
     /// can be served.
     input_shut: bool,
-    /// A read from a TLS client was dropped at its deadline. monoio-rustls lent its read buffer
-    /// to that read, so the stream can no longer be read (a read would panic on the missing
-    /// buffer); it can still be written and closed.
+    /// A read from a TLS client was dropped at its deadline: TLS bytes that read may have taken
+    /// are gone, so the session can no longer be read (it would fail on the gap); it can still
+    /// be written and closed.
     read_abandoned: bool,
     /// Cancels a timed-out body read so its buffer comes back (see [`read_keeping_buffer`]).
     body_canceller: Option<Canceller>,

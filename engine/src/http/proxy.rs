@@ -37,10 +37,12 @@ use super::route::rewrite_path;
 use super::tunnel;
 use super::HttpListenerState;
 use crate::client_stream::{read_more, ClientStream, TimedOut};
-use crate::config::{HttpListenerConfig, RouteAction, RouteConfig};
+use crate::config::{HttpListenerConfig, RouteAction, RouteConfig, UpstreamProtocol};
 use crate::core::CoreContext;
 use crate::stats::RouteCounters;
 use crate::tcp_proxy::{connect_endpoint, ConnectionGuard};
+
+mod to_h2c;
 
 /// Initial client read buffer: most request heads fit; larger ones grow it by doubling.
 const CLIENT_BUFFER: usize = 1024;
@@ -827,6 +829,15 @@ impl<'c, C: ClientStream> Conn<'c, C> {
             // next process instead.
             self.start = head_len;
             return Forwarded::Fault(Fault::Draining, Next::Close);
+        }
+        if cluster_config.http.protocol == UpstreamProtocol::H2c {
+            if websocket {
+                // WebSocket over HTTP/2 needs extended CONNECT (RFC 8441): not spoken here.
+                self.start = head_len;
+                return Forwarded::Fault(Fault::UpstreamProtocol, Next::Close);
+            }
+            // Boxed: only requests to h2c clusters pay for this state in their task.
+            return Box::pin(self.forward_h2c(x, route, cluster, keep_alive, max_body)).await;
         }
         // Only a 101 to an upgrade we forwarded is valid (a 101 to anything else is a 502).
         let context = ResponseContext {

@@ -15,7 +15,7 @@ use crate::config::HeaderEdits;
 
 /// Fields that describe one HTTP/1.1 connection; dropped in both directions (RFC 9110 §7.6.1,
 /// RFC 9113 §8.2.2).
-pub(super) fn is_connection_specific(name: &[u8]) -> bool {
+pub(crate) fn is_connection_specific(name: &[u8]) -> bool {
     const NAMES: [&[u8]; 8] = [
         b"connection",
         b"keep-alive",
@@ -29,11 +29,11 @@ pub(super) fn is_connection_specific(name: &[u8]) -> bool {
     NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
-pub(super) const VIA_H2: &str = "2 strait";
-pub(super) const VIA_H1: &str = "1.1 strait";
+pub(crate) const VIA_H2: &str = "2 strait";
+pub(crate) const VIA_H1: &str = "1.1 strait";
 
 /// What the forwarding fields are made of.
-pub(super) struct Forwarding<'a> {
+pub(crate) struct Forwarding<'a> {
     pub client_ip: IpAddr,
     pub tls: bool,
     pub trust_forwarded: bool,
@@ -47,7 +47,7 @@ pub(super) struct Forwarding<'a> {
 /// Rewrites a request's fields for the upstream: X-Forwarded-For/-Proto/-Host (appended to
 /// when trusted, replaced otherwise), X-Request-ID, Via, then the route's edits (which override
 /// the proxy's own fields). `te` survives only as `trailers` (RFC 9113 §8.2.2).
-pub(super) fn forward_request_fields(h: &mut HeaderMap, f: &Forwarding<'_>) {
+pub(crate) fn forward_request_fields(h: &mut HeaderMap, f: &Forwarding<'_>) {
     let mut xff = String::new();
     if f.trust_forwarded {
         for v in h.get_all("x-forwarded-for") {
@@ -99,7 +99,7 @@ pub(super) fn forward_request_fields(h: &mut HeaderMap, f: &Forwarding<'_>) {
 }
 
 /// Route header edits: remove, then set (replace), then add.
-pub(super) fn apply_edits(h: &mut HeaderMap, edits: &HeaderEdits) {
+pub(crate) fn apply_edits(h: &mut HeaderMap, edits: &HeaderEdits) {
     if edits.is_empty() {
         return;
     }
@@ -126,7 +126,7 @@ pub(super) fn apply_edits(h: &mut HeaderMap, edits: &HeaderEdits) {
 
 /// How the body of an HTTP/1.1 request written from h2 is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum H1Body {
+pub(crate) enum H1Body {
     /// No body (the h2 request ended with its headers).
     None,
     ContentLength(u64),
@@ -135,7 +135,7 @@ pub(super) enum H1Body {
 
 /// Writes the HTTP/1.1 request head for an h2 request whose fields were already forwarded
 /// ([`forward_request_fields`]).
-pub(super) fn write_h1_request(
+pub(crate) fn write_h1_request(
     method: &http::Method,
     target: &[u8],
     host: &str,
@@ -179,7 +179,7 @@ pub(super) fn write_h1_request(
 
 /// The h2 response fields for an HTTP/1.1 response head: its end-to-end fields, Via, the
 /// request id, then the route's edits.
-pub(super) fn response_fields_from_h1(
+pub(crate) fn response_fields_from_h1(
     head: &ResponseHead,
     buf: &[u8],
     request_id: &str,
@@ -209,7 +209,7 @@ pub(super) fn response_fields_from_h1(
 }
 
 /// Adds Via and the request id to a response's fields, then applies the route's edits.
-pub(super) fn finish_response_fields(
+pub(crate) fn finish_response_fields(
     h: &mut HeaderMap,
     via: &'static str,
     request_id: &str,
@@ -225,7 +225,7 @@ pub(super) fn finish_response_fields(
 }
 
 /// Trailer fields of a chunked HTTP/1.1 body (`block` ends with the final CRLF).
-pub(super) fn trailers_from_h1(block: &[u8]) -> HeaderMap {
+pub(crate) fn trailers_from_h1(block: &[u8]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for line in block.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -248,7 +248,7 @@ pub(super) fn trailers_from_h1(block: &[u8]) -> HeaderMap {
 }
 
 /// Writes h2 request trailers as an HTTP/1.1 trailer section, after the last chunk.
-pub(super) fn write_h1_trailers(trailers: &HeaderMap, out: &mut Vec<u8>) {
+pub(crate) fn write_h1_trailers(trailers: &HeaderMap, out: &mut Vec<u8>) {
     for (name, value) in trailers {
         if is_connection_specific(name.as_str().as_bytes()) {
             continue;
@@ -261,14 +261,14 @@ pub(super) fn write_h1_trailers(trailers: &HeaderMap, out: &mut Vec<u8>) {
 }
 
 /// Whether a request is gRPC (its errors must be answered in gRPC form).
-pub(super) fn is_grpc(h: &HeaderMap) -> bool {
+pub(crate) fn is_grpc(h: &HeaderMap) -> bool {
     h.get("content-type")
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// The gRPC status code for a proxy-generated HTTP status (gRPC's HTTP-to-status mapping, plus
 /// DEADLINE_EXCEEDED for a 504).
-pub(super) fn grpc_status(status: u16) -> u16 {
+pub(crate) fn grpc_status(status: u16) -> u16 {
     match status {
         400 => 13,       // INTERNAL
         401 => 16,       // UNAUTHENTICATED
@@ -282,7 +282,7 @@ pub(super) fn grpc_status(status: u16) -> u16 {
 }
 
 /// `grpc-timeout` (gRPC over HTTP/2: at most 8 digits and a unit H M S m u n).
-pub(super) fn grpc_timeout(h: &HeaderMap) -> Option<std::time::Duration> {
+pub(crate) fn grpc_timeout(h: &HeaderMap) -> Option<std::time::Duration> {
     use std::time::Duration;
     let v = h.get("grpc-timeout")?.as_bytes();
     let (digits, unit) = v.split_at(v.len().checked_sub(1)?);

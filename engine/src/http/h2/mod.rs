@@ -14,7 +14,7 @@
 //! `strait_h2_abuse_closes_total`; other connections on the core are unaffected because every
 //! stream is its own task and the connection's IO is bounded by its windows.
 
-mod fields;
+pub(crate) mod fields;
 mod stream;
 pub(crate) mod upstream;
 
@@ -24,6 +24,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use h2::SendStream;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use tracing::debug;
 
@@ -132,4 +133,40 @@ where
         }
     }
     drop(guard);
+}
+
+/// Why [`send_all`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendFailed {
+    /// The peer reset the stream or the connection went away.
+    Reset,
+    /// The peer's window stayed shut for the whole wait.
+    Timeout,
+}
+
+/// Sends `data` on `send` as the peer's window allows; `end` ends the stream with the last
+/// piece. Fails when the client reset the stream or the window stays shut for `wait`.
+pub(crate) async fn send_all(
+    send: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+    wait: Duration,
+) -> Result<(), SendFailed> {
+    if data.is_empty() {
+        return send.send_data(data, end).map_err(|_| SendFailed::Reset);
+    }
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let capacity = std::future::poll_fn(|cx| send.poll_capacity(cx));
+        let n = match monoio::time::timeout(wait, capacity).await {
+            Ok(Some(Ok(n))) if n > 0 => n,
+            Ok(Some(Ok(_))) => continue,
+            Ok(_) => return Err(SendFailed::Reset),
+            Err(_) => return Err(SendFailed::Timeout),
+        };
+        let piece = data.split_to(n.min(data.len()));
+        send.send_data(piece, end && data.is_empty())
+            .map_err(|_| SendFailed::Reset)?;
+    }
+    Ok(())
 }

@@ -24,7 +24,7 @@ use strait_protocols::http1::{
 use strait_protocols::relay::sys;
 
 use super::fields::{self, Forwarding, H1Body};
-use super::H2Conn;
+use super::{send_all, H2Conn};
 use crate::client_stream::read_more;
 use crate::config::{RouteAction, RouteConfig, UpstreamProtocol};
 use crate::http::access_log::AccessRecord;
@@ -88,6 +88,16 @@ impl Fault {
             }
             Fault::PoolFull => c.unavailable.inc(),
             Fault::UpstreamTimeout => c.upstream_timeouts.inc(),
+        }
+    }
+}
+
+impl From<super::SendFailed> for Fault {
+    /// A send toward the client failed (sends toward an upstream map their own errors).
+    fn from(e: super::SendFailed) -> Fault {
+        match e {
+            super::SendFailed::Reset => Fault::ClientGone,
+            super::SendFailed::Timeout => Fault::UpstreamTimeout,
         }
     }
 }
@@ -383,33 +393,6 @@ fn send_fault(
         }
         Err(_) => 0,
     }
-}
-
-/// Sends `data` on `send` as the peer's window allows; `end` ends the stream with the last
-/// piece. Fails when the client reset the stream or the window stays shut for `wait`.
-async fn send_all(
-    send: &mut SendStream<Bytes>,
-    mut data: Bytes,
-    end: bool,
-    wait: Duration,
-) -> Result<(), Fault> {
-    if data.is_empty() {
-        return send.send_data(data, end).map_err(|_| Fault::ClientGone);
-    }
-    while !data.is_empty() {
-        send.reserve_capacity(data.len());
-        let capacity = std::future::poll_fn(|cx| send.poll_capacity(cx));
-        let n = match monoio::time::timeout(wait, capacity).await {
-            Ok(Some(Ok(n))) if n > 0 => n,
-            Ok(Some(Ok(_))) => continue,
-            Ok(_) => return Err(Fault::ClientGone),
-            Err(_) => return Err(Fault::UpstreamTimeout),
-        };
-        let piece = data.split_to(n.min(data.len()));
-        send.send_data(piece, end && data.is_empty())
-            .map_err(|_| Fault::ClientGone)?;
-    }
-    Ok(())
 }
 
 /// A request being forwarded to one cluster.
@@ -884,7 +867,9 @@ impl Forward<'_> {
             }
             match up_body.trailers().await {
                 Ok(Some(trailers)) => send.send_trailers(trailers).map_err(|_| Fault::ClientGone),
-                Ok(None) => send_all(&mut send, Bytes::new(), true, t.upstream_body).await,
+                Ok(None) => send_all(&mut send, Bytes::new(), true, t.upstream_body)
+                    .await
+                    .map_err(Fault::from),
                 Err(e) => {
                     send.send_reset(e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR));
                     Err(Fault::UpstreamClosed)
@@ -928,7 +913,9 @@ async fn pump_h2_body(
                     up.send_reset(h2::Reason::CANCEL);
                     return Err(Fault::BodyTooLarge);
                 }
-                send_all(up, data, false, idle).await?;
+                send_all(up, data, false, idle)
+                    .await
+                    .map_err(|_| Fault::UpstreamClosed)?;
                 let _ = body.flow_control().release_capacity(n);
             }
         }
@@ -937,7 +924,9 @@ async fn pump_h2_body(
         Ok(Some(trailers)) => up
             .send_trailers(trailers)
             .map_err(|_| Fault::UpstreamClosed),
-        Ok(None) => send_all(up, Bytes::new(), true, idle).await,
+        Ok(None) => send_all(up, Bytes::new(), true, idle)
+            .await
+            .map_err(|_| Fault::UpstreamClosed),
         Err(_) => {
             up.send_reset(h2::Reason::CANCEL);
             Err(Fault::ClientGone)

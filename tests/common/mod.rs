@@ -363,3 +363,9 @@ pub type Shared<T> = Arc<Mutex<T>>;
 pub mod http;
 pub mod tls;
 pub mod ws;
+
+pub mod grpc;
+/// HTTP/2 helpers. Named `h2_support`, not `h2`: a glob `use common::*` must not shadow the
+/// `h2` crate.
+#[path = "h2.rs"]
+pub mod h2_support;

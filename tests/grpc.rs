@@ -303,10 +303,6 @@ fn grpc_timeout_is_enforced_by_the_proxy() {
 /// call whose client has more to send): the client is answered DEADLINE_EXCEEDED at the
 /// deadline, not when it finally ends its stream.
 #[test]
-#[ignore = "bug: an h2c-upstream stream whose deadline (grpc-timeout, or upstream_response_timeout) \
-            passes while the client's request body is still open is answered only when the client \
-            ends its body or client_body_timeout (30 s) fires: forward_h2c joins the request pump \
-            before send_fault runs"]
 fn grpc_timeout_is_enforced_while_the_request_stream_is_open() {
     let Setup {
         origin: _origin,

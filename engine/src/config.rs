@@ -21,7 +21,7 @@ pub use http::{
 };
 pub use tls::{
     CertificateConfig, H2Settings, PassthroughRoute, ProtocolSet, SniffConfig, TlsListenerConfig,
-    TlsVersion, UpstreamProtocol,
+    TlsVersion, UpstreamProtocol, UpstreamTlsConfig,
 };
 
 /// A complete, validated configuration.
@@ -477,6 +477,26 @@ impl Config {
                     format!("cluster[{i}].pool_idle_timeout"),
                     "must be greater than 0".into(),
                 );
+            }
+            match (c.http.protocol, &c.http.tls) {
+                (UpstreamProtocol::H2, None) => issue(
+                    format!("cluster[{i}].tls"),
+                    "protocol = \"h2\" speaks TLS: it needs TLS settings (defaults: system CAs, \
+                     SNI from `host` or the endpoint address)"
+                        .into(),
+                ),
+                (UpstreamProtocol::H2, Some(t)) if t.insecure && t.ca_file.is_some() => issue(
+                    format!("cluster[{i}].tls.insecure"),
+                    "`insecure` skips verification, so `ca_file` would be ignored: give one of them"
+                        .into(),
+                ),
+                (UpstreamProtocol::Http1 | UpstreamProtocol::H2c, Some(_)) => issue(
+                    format!("cluster[{i}].tls"),
+                    "TLS to upstreams needs protocol = \"h2\" (HTTP/1.1 over TLS to upstreams is \
+                     not supported yet)"
+                        .into(),
+                ),
+                _ => {}
             }
             if c.http.max_connections_per_endpoint == 0 {
                 issue(

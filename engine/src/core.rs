@@ -57,6 +57,8 @@ pub(crate) struct CoreContext {
     pub http: HttpCore,
     /// Per listener: this core's own copy of the TLS configuration (swapped on reload).
     pub tls: RefCell<Vec<Option<Arc<rustls::ServerConfig>>>>,
+    /// Per cluster: this core's own copy of the upstream TLS configuration.
+    pub upstream_tls: RefCell<Vec<Option<Arc<rustls::ClientConfig>>>>,
 }
 
 /// Slots of (client, upstream) descriptors of this core's open connections. Insert and remove are
@@ -206,6 +208,7 @@ impl CoreContext {
                 .collect(),
             http: HttpCore::new(&config, &stats, access_log),
             tls: RefCell::new(vec![None; config.listeners.len()]),
+            upstream_tls: RefCell::new(vec![None; config.clusters.len()]),
             config,
             stats,
         }
@@ -214,6 +217,18 @@ impl CoreContext {
     /// The TLS configuration for a new handshake on `listener`.
     pub fn tls_config(&self, listener: usize) -> Option<Arc<rustls::ServerConfig>> {
         self.tls.borrow().get(listener).cloned().flatten()
+    }
+
+    /// The TLS configuration for a new connection to `cluster`.
+    pub fn upstream_tls_config(&self, cluster: usize) -> Option<Arc<rustls::ClientConfig>> {
+        self.upstream_tls.borrow().get(cluster).cloned().flatten()
+    }
+
+    /// Installs a cluster's upstream TLS configuration (a copy of its own; see [`set_tls`]).
+    pub fn set_upstream_tls(&self, cluster: usize, shared: &rustls::ClientConfig) {
+        if let Some(slot) = self.upstream_tls.borrow_mut().get_mut(cluster) {
+            *slot = Some(Arc::new(shared.clone()));
+        }
     }
 
     /// Installs a listener's TLS configuration. The core keeps its own copy, so taking a

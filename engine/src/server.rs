@@ -52,6 +52,9 @@ impl std::fmt::Display for StartError {
             StartError::AccessLog(target, e) => {
                 write!(f, "access_log: cannot open {target}: {e}")
             }
+            StartError::Tls { listener, error } if listener.starts_with("cluster ") => {
+                write!(f, "{listener}: TLS: {error}")
+            }
             StartError::Tls { listener, error } => {
                 write!(f, "listener {listener:?}: TLS: {error}")
             }
@@ -204,7 +207,7 @@ impl Server {
             let ready = ready_tx.clone();
             let cpu = stats.cpu;
             let log = access_log.as_ref().map(AccessLog::core_writer);
-            let tls_configs = tls.configs();
+            let tls_configs = (tls.configs(), tls.upstream_configs());
             let handle = std::thread::Builder::new()
                 .name(format!("strait-core-{cpu}"))
                 .spawn(move || {
@@ -311,6 +314,12 @@ impl Server {
     }
 }
 
+/// What a core installs at start: `(listener, server config)` and `(cluster, client config)`.
+type CoreTls = (
+    Vec<(usize, Arc<rustls::ServerConfig>)>,
+    Vec<(usize, Arc<rustls::ClientConfig>)>,
+);
+
 fn core_thread(
     config: Arc<Config>,
     stats: Arc<CoreStats>,
@@ -318,7 +327,7 @@ fn core_thread(
     control: control::ControlReceiver,
     ready: flume::Sender<Result<DriverKind, StartError>>,
     mut access_log: Option<CoreAccessLog>,
-    tls: Vec<(usize, Arc<rustls::ServerConfig>)>,
+    tls: CoreTls,
 ) {
     let cpu = stats.cpu;
     if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -341,8 +350,11 @@ fn core_thread(
             stats.clone(),
             access_log.take(),
         ));
-        for (listener, shared) in &tls {
+        for (listener, shared) in &tls.0 {
             ctx.set_tls(*listener, shared);
+        }
+        for (cluster, shared) in &tls.1 {
+            ctx.set_upstream_tls(*cluster, shared);
         }
         core_rt::run(ctx, listeners, control)
     };

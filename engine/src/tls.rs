@@ -254,6 +254,8 @@ pub struct ListenerTls {
         Arc<dyn rustls::server::ProducesTickets>,
         Arc<ServerConfig>,
     )>,
+    /// `(cluster index, client configuration)` of clusters that speak TLS.
+    upstream: Vec<(usize, Arc<rustls::ClientConfig>)>,
     /// Modification stamps of every certificate and key file, for the watcher.
     stamps: Vec<FileStamp>,
 }
@@ -261,7 +263,8 @@ pub struct ListenerTls {
 type FileStamp = (PathBuf, Option<(std::time::SystemTime, u64)>);
 
 impl ListenerTls {
-    /// Loads every TLS listener's certificates. `Err((listener name, error))`.
+    /// Loads every TLS listener's certificates and every TLS cluster's trusted CAs.
+    /// `Err((what, error))` names the listener or cluster.
     pub fn load_all(config: &crate::config::Config) -> Result<ListenerTls, (String, String)> {
         let mut listeners = Vec::new();
         for (i, l) in config.listeners.iter().enumerate() {
@@ -270,10 +273,26 @@ impl ListenerTls {
             let built = server_config(t, &ticketer).map_err(|e| (l.name.clone(), e.to_string()))?;
             listeners.push((i, ticketer, Arc::new(built)));
         }
+        let mut upstream = Vec::new();
+        for (i, c) in config.clusters.iter().enumerate() {
+            let Some(t) = &c.http.tls else { continue };
+            let built =
+                client_config(t).map_err(|e| (format!("cluster {}", c.name), e.to_string()))?;
+            if t.insecure {
+                tracing::warn!(cluster = %c.name, "upstream TLS certificates are not verified (insecure = true)");
+            }
+            upstream.push((i, Arc::new(built)));
+        }
         Ok(ListenerTls {
             listeners,
+            upstream,
             stamps: stamps(config),
         })
+    }
+
+    /// The client configurations each core installs at start.
+    pub(crate) fn upstream_configs(&self) -> Vec<(usize, Arc<rustls::ClientConfig>)> {
+        self.upstream.clone()
     }
 
     /// What each core installs at start.
@@ -378,6 +397,173 @@ impl CertificateWatcher {
 
     pub(crate) fn stop(&self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Where system CA bundles live on common distributions (Debian/Ubuntu, Fedora/RHEL, Alpine,
+/// openSUSE).
+const SYSTEM_CA_BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+];
+
+/// The rustls client configuration for a cluster's TLS (`protocol = "h2"`): trusted roots from
+/// `ca_file` or the system bundle (or no verification with `insecure`), ALPN `h2`.
+pub fn client_config(
+    t: &crate::config::UpstreamTlsConfig,
+) -> Result<rustls::ClientConfig, CertificateError> {
+    let provider = Arc::new(provider::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CertificateError {
+            file: PathBuf::new(),
+            reason: format!("TLS versions: {e}"),
+        })?;
+    let mut config = if t.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth()
+    } else {
+        let file = match &t.ca_file {
+            Some(f) => f.clone(),
+            None => SYSTEM_CA_BUNDLES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file())
+                .ok_or_else(|| CertificateError {
+                    file: PathBuf::from(SYSTEM_CA_BUNDLES[0]),
+                    reason: "no system CA bundle found: set `ca_file` (or install ca-certificates)"
+                        .into(),
+                })?,
+        };
+        let pem = read_file(&file)?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| CertificateError {
+                file: file.clone(),
+                reason: format!("not a PEM certificate bundle: {e}"),
+            })?;
+            // A bundle may hold certificates rustls cannot use (old or odd ones): skip those.
+            let _ = roots.add(cert);
+        }
+        if roots.is_empty() {
+            return Err(CertificateError {
+                file,
+                reason: "no usable CA certificate in this file".into(),
+            });
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// `insecure = true`: any certificate is accepted (handshake signatures are still checked).
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// TLS to an endpoint of an h2 cluster over a connected socket: SNI and verification by the
+/// cluster's `server_name`, else its `host`, else the endpoint's IP address; ALPN must agree on
+/// `h2`. Failures are counted as upstream protocol errors and logged at debug.
+pub(crate) async fn connect_upstream(
+    ctx: &crate::core::CoreContext,
+    cluster: usize,
+    endpoint: usize,
+    tcp: monoio::net::TcpStream,
+) -> Option<crate::tls_stream::TlsClient> {
+    let c = &ctx.config.clusters[cluster];
+    let config = ctx.upstream_tls_config(cluster)?;
+    let address = c.endpoints[endpoint].address;
+    let name = c
+        .http
+        .tls
+        .as_ref()
+        .and_then(|t| t.server_name.clone())
+        .or_else(|| {
+            c.http
+                .host
+                .as_ref()
+                .map(|h| host_without_port(h).to_string())
+        });
+    let server_name = match name {
+        Some(n) => match rustls_pki_types::ServerName::try_from(n) {
+            Ok(n) => n,
+            Err(_) => rustls_pki_types::ServerName::IpAddress(address.ip().into()),
+        },
+        None => rustls_pki_types::ServerName::IpAddress(address.ip().into()),
+    };
+    let counters = &ctx.stats.cluster_http[cluster];
+    match crate::tls_stream::connect(config, tcp, server_name, c.connect_timeout).await {
+        Ok(tls) if tls.alpn().as_deref() == Some(b"h2") => Some(tls),
+        Ok(_) => {
+            counters.upstream_protocol_errors.inc();
+            tracing::debug!(cluster = %c.name, endpoint = %address, "upstream did not agree to h2 by ALPN");
+            None
+        }
+        Err(reason) => {
+            counters.upstream_protocol_errors.inc();
+            tracing::debug!(cluster = %c.name, endpoint = %address, reason = reason.label(), "upstream TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// `example.com:8443` → `example.com`; `[::1]:8443` → `::1`.
+fn host_without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
     }
 }
 

@@ -29,7 +29,7 @@ use monoio::io::{
 };
 use monoio::net::TcpStream;
 use monoio::BufResult;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::{Connection, ServerConfig, ServerConnection};
 
 use crate::client_stream::{reserve_spare, ClientStream, TimedOut};
 use crate::tls::HandshakeFailure;
@@ -37,7 +37,8 @@ use crate::tls::HandshakeFailure;
 /// TLS bytes read from the socket at a time: one full record and then some.
 const TLS_READ: usize = 16 * 1024 + 512;
 
-/// A TLS client connection after its handshake.
+/// A TLS connection after its handshake: a client's (server side), or one to an upstream
+/// (client side).
 pub(crate) struct TlsClient {
     read: TlsReadHalf,
     write: TlsWriteHalf,
@@ -54,6 +55,28 @@ pub(crate) async fn accept(
     wait: Duration,
 ) -> Result<TlsClient, HandshakeFailure> {
     let session = ServerConnection::new(config).map_err(|e| HandshakeFailure::of_rustls(&e))?;
+    handshake(Connection::Server(session), tcp, prefix, wait).await
+}
+
+/// Runs the client handshake on `tcp` (an upstream connection) for `server_name` (SNI and the
+/// name the certificate is verified against), within `wait`.
+pub(crate) async fn connect(
+    config: Arc<rustls::ClientConfig>,
+    tcp: TcpStream,
+    server_name: rustls::pki_types::ServerName<'static>,
+    wait: Duration,
+) -> Result<TlsClient, HandshakeFailure> {
+    let session = rustls::ClientConnection::new(config, server_name)
+        .map_err(|e| HandshakeFailure::of_rustls(&e))?;
+    handshake(Connection::Client(session), tcp, Vec::new(), wait).await
+}
+
+async fn handshake(
+    session: Connection,
+    tcp: TcpStream,
+    prefix: Vec<u8>,
+    wait: Duration,
+) -> Result<TlsClient, HandshakeFailure> {
     let fd = tcp.as_raw_fd();
     let session = Rc::new(RefCell::new(session));
     let (r, w) = tcp.into_split();
@@ -181,7 +204,7 @@ impl ClientStream for TlsClient {
 /// rustls is only borrowed between awaits, so the write half may use it while this one waits
 /// for the socket.
 pub(crate) struct TlsReadHalf {
-    session: Rc<RefCell<ServerConnection>>,
+    session: Rc<RefCell<Connection>>,
     tcp: OwnedReadHalf<TcpStream>,
     /// TLS bytes from the socket (first: the sniffed ones); `raw[pos..]` are not given to
     /// rustls yet.
@@ -195,7 +218,7 @@ pub(crate) struct TlsReadHalf {
 /// The write half: plaintext is encrypted by rustls into `tls`, which is written out whole
 /// before the next write starts.
 pub(crate) struct TlsWriteHalf {
-    session: Rc<RefCell<ServerConnection>>,
+    session: Rc<RefCell<Connection>>,
     tcp: OwnedWriteHalf<TcpStream>,
     tls: Vec<u8>,
 }

@@ -180,6 +180,8 @@ pub struct UpstreamHttpConfig {
     pub max_connections_per_endpoint: u32,
     /// HTTP version spoken to the endpoints.
     pub protocol: super::UpstreamProtocol,
+    /// TLS to the endpoints; present exactly when `protocol` is `H2`.
+    pub tls: Option<super::UpstreamTlsConfig>,
 }
 
 impl Default for UpstreamHttpConfig {
@@ -190,6 +192,7 @@ impl Default for UpstreamHttpConfig {
             pool_idle_timeout: defaults::POOL_IDLE_TIMEOUT,
             max_connections_per_endpoint: defaults::MAX_CONNECTIONS_PER_ENDPOINT,
             protocol: super::UpstreamProtocol::Http1,
+            tls: None,
         }
     }
 }

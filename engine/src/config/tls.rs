@@ -194,16 +194,38 @@ pub enum UpstreamProtocol {
     Http1,
     /// HTTP/2 with prior knowledge in clear text: few connections per core, many streams each.
     H2c,
+    /// HTTP/2 over TLS (ALPN `h2`), multiplexed like `H2c`; see [`UpstreamTlsConfig`].
+    H2,
 }
 
 impl UpstreamProtocol {
-    pub const VALID: &'static str = "\"http1\" or \"h2c\"";
+    pub const VALID: &'static str = "\"http1\", \"h2c\" or \"h2\"";
 
     pub fn parse(s: &str) -> Option<UpstreamProtocol> {
         match s {
             "http1" | "http/1.1" => Some(UpstreamProtocol::Http1),
             "h2c" => Some(UpstreamProtocol::H2c),
+            "h2" => Some(UpstreamProtocol::H2),
             _ => None,
         }
     }
+
+    /// HTTP/2, multiplexed over the core's shared upstream connections.
+    pub fn is_h2(self) -> bool {
+        matches!(self, UpstreamProtocol::H2c | UpstreamProtocol::H2)
+    }
+}
+
+/// TLS to a cluster's endpoints (with `protocol = "h2"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTlsConfig {
+    /// SNI and the name the certificate must carry; default: the cluster's `host` (without
+    /// port), else the endpoint's IP address.
+    pub server_name: Option<String>,
+    /// PEM bundle of trusted CAs; default: the system's bundle
+    /// (`/etc/ssl/certs/ca-certificates.crt` and the other usual places).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (no verification at all). For tests and lab setups only; logged
+    /// at start-up as a warning.
+    pub insecure: bool,
 }

@@ -37,7 +37,7 @@ use super::route::rewrite_path;
 use super::tunnel;
 use super::HttpListenerState;
 use crate::client_stream::{read_more, ClientStream, TimedOut};
-use crate::config::{HttpListenerConfig, RouteAction, RouteConfig, UpstreamProtocol};
+use crate::config::{HttpListenerConfig, RouteAction, RouteConfig};
 use crate::core::CoreContext;
 use crate::stats::RouteCounters;
 use crate::tcp_proxy::{connect_endpoint, ConnectionGuard};
@@ -830,7 +830,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
             self.start = head_len;
             return Forwarded::Fault(Fault::Draining, Next::Close);
         }
-        if cluster_config.http.protocol == UpstreamProtocol::H2c {
+        if cluster_config.http.protocol.is_h2() {
             if websocket {
                 // WebSocket over HTTP/2 needs extended CONNECT (RFC 8441): not spoken here.
                 self.start = head_len;

@@ -293,7 +293,7 @@ pub(super) async fn serve(
                             UpstreamProtocol::Http1 => {
                                 job.forward_h1(&mut incoming, &mut respond, &mut x).await
                             }
-                            UpstreamProtocol::H2c => {
+                            UpstreamProtocol::H2c | UpstreamProtocol::H2 => {
                                 job.forward_h2c(&mut incoming, &mut respond, &mut x).await
                             }
                         }
@@ -740,6 +740,9 @@ impl Forward<'_> {
                     return Ok(head.keep_alive() && pos == upbuf.len());
                 }
                 Event::NeedMore => {
+                    // The decoder used `step.consumed` bytes (e.g. a chunk-size line) without
+                    // producing data: they must not be decoded again.
+                    pos += step.consumed;
                     upbuf.drain(..pos);
                     pos = 0;
                     match monoio::time::timeout(t.upstream_body, read_more(upstream, upbuf)).await {
@@ -773,14 +776,20 @@ impl Forward<'_> {
         let ctx = self.conn.ctx.clone();
         let t = self.timeouts();
         ctx.stats.cluster_http[self.cluster].requests.inc();
-        let (mut client, endpoint) = super::upstream::client(&ctx, self.cluster)
+        // Held until the stream ends: it is this stream's slot on the upstream connection.
+        let (mut slot, endpoint) = super::upstream::client(&ctx, self.cluster)
             .await
             .ok_or(Fault::ConnectFailed)?;
         let address = ctx.config.clusters[self.cluster].endpoints[endpoint].address;
         x.upstream = Some(address);
         let authority = self.host.clone().unwrap_or_else(|| address.to_string());
+        let scheme = if ctx.config.clusters[self.cluster].http.protocol == UpstreamProtocol::H2 {
+            "https"
+        } else {
+            "http"
+        };
         let uri = http::Uri::builder()
-            .scheme("http")
+            .scheme(scheme)
             .authority(authority.as_str())
             .path_and_query(self.target.as_slice())
             .build()
@@ -792,13 +801,12 @@ impl Forward<'_> {
         req.headers_mut().remove(http::header::HOST);
         let bodiless = incoming.body.is_end_stream();
         let sent_at = Instant::now();
-        let (response, mut up_send) = client
+        let (response, mut up_send) = slot
             .send_request(req, bodiless)
             .map_err(|_| Fault::UpstreamClosed)?;
-        drop(client);
         let max_body = self.max_body;
-        let grpc = incoming.grpc;
-        let (wait, by_grpc) = self.upstream_wait(incoming, t.upstream_response);
+        let (wait, _) = self.upstream_wait(incoming, t.upstream_response);
+        let head_sent = std::cell::Cell::new(false);
         let body = &mut incoming.body;
         let bytes_in = std::cell::Cell::new(0u64);
         // Both directions at once: a streaming (gRPC bidi) call sends while it receives.
@@ -812,7 +820,6 @@ impl Forward<'_> {
             let head = match monoio::time::timeout(wait, response).await {
                 Err(_) => {
                     ctx.stats.cluster_http[self.cluster].upstream_timeouts.inc();
-                    let _ = by_grpc;
                     return Err(Fault::UpstreamTimeout);
                 }
                 Ok(Err(e)) => {
@@ -843,6 +850,7 @@ impl Forward<'_> {
             let mut send = respond
                 .send_response(resp, end)
                 .map_err(|_| Fault::ClientGone)?;
+            head_sent.set(true);
             if end {
                 return Ok(());
             }
@@ -876,14 +884,31 @@ impl Forward<'_> {
                 }
             }
         };
-        let (sent, received) = monoio::join!(request_pump, response_pump);
+        // The response decides when the exchange is over: a deadline (or the upstream's answer)
+        // ends it even while the client is still sending. A request body that fails before any
+        // response head was sent is answered by its own fault.
+        let mut request_pump = std::pin::pin!(request_pump);
+        let mut response_pump = std::pin::pin!(response_pump);
+        let mut request_done = false;
+        let outcome = loop {
+            if request_done {
+                break (&mut response_pump).await;
+            }
+            monoio::select! {
+                sent = &mut request_pump => {
+                    request_done = true;
+                    if let Err(f) = sent {
+                        if !head_sent.get() {
+                            break Err(f);
+                        }
+                    }
+                }
+                received = &mut response_pump => break received,
+            }
+        };
+        drop(slot);
         x.bytes_in += bytes_in.get();
-        let _ = grpc;
-        match (sent, received) {
-            (_, Err(f)) => Err(f),
-            (Err(f), Ok(())) if x.status == 0 => Err(f),
-            _ => Ok(()),
-        }
+        outcome
     }
 }
 

@@ -2,13 +2,15 @@
 //!
 //! Owns: per cluster and endpoint, a few h2c client connections shared by every stream on this
 //! core; at most [`STREAMS_PER_CONNECTION`] requests in flight on each (a new connection is
-//! opened when all are saturated, and never more than `max_connections_per_endpoint`); the
+//! opened when all are saturated — one at a time per endpoint, so a burst of streams waits for
+//! it instead of opening one each — and never more than `max_connections_per_endpoint`); the
 //! driver task of each connection; forgetting connections that closed or received GOAWAY.
 //! Must not: be shared between cores (an `h2::client::SendRequest` is cheap to clone but its
 //! connection belongs to this core's runtime).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use h2::client::SendRequest;
@@ -30,10 +32,14 @@ struct Client {
     alive: Rc<Cell<bool>>,
 }
 
-/// Per core: `[cluster][endpoint]` → open connections.
+/// Per core: `[cluster][endpoint]` → open connections, and whether one is being opened.
 #[derive(Default)]
 pub(crate) struct H2Clients {
     clients: RefCell<Vec<Vec<Vec<Client>>>>,
+    /// `[cluster][endpoint]`: a connection is being opened. Streams that find no free slot wait
+    /// for it instead of each opening their own (a burst of streams would otherwise open one
+    /// connection per stream).
+    connecting: RefCell<Vec<Vec<bool>>>,
 }
 
 impl H2Clients {
@@ -43,6 +49,12 @@ impl H2Clients {
                 clusters
                     .iter()
                     .map(|c| c.endpoints.iter().map(|_| Vec::new()).collect())
+                    .collect(),
+            ),
+            connecting: RefCell::new(
+                clusters
+                    .iter()
+                    .map(|c| vec![false; c.endpoints.len()])
                     .collect(),
             ),
         }
@@ -83,46 +95,40 @@ impl Drop for InFlight {
 /// A connection with a free stream slot to an endpoint of `cluster` (opening one if needed),
 /// ready to send a request: `(slot, endpoint)`.
 pub(crate) async fn client(ctx: &Rc<CoreContext>, cluster: usize) -> Option<(InFlight, usize)> {
-    let attempts = ctx.config.clusters[cluster].connect_attempts;
-    let max_open = ctx.config.clusters[cluster]
-        .http
-        .max_connections_per_endpoint as usize;
+    let config = &ctx.config.clusters[cluster];
+    let max_open = config.http.max_connections_per_endpoint as usize;
     let mut tried = TriedSet::new();
-    for _ in 0..attempts {
+    for _ in 0..config.connect_attempts {
         let endpoint = ctx.balancers[cluster]
             .borrow_mut()
             .pick(&|i| tried.contains(i))?;
         tried.insert(endpoint);
-        // Reuse: the least busy live connection with a free slot.
-        let existing = {
-            let mut all = ctx.http.h2_clients.clients.borrow_mut();
-            let list = &mut all[cluster][endpoint];
-            list.retain(|c| c.alive.get());
-            let open = list.len();
-            let best = list
-                .iter()
-                .filter(|c| c.in_flight.get() < STREAMS_PER_CONNECTION)
-                .min_by_key(|c| c.in_flight.get())
-                .map(|c| (c.send.clone(), c.in_flight.clone()));
-            (best, open)
-        };
-        let (send, count) = match existing {
-            (Some(found), _) => {
-                ctx.stats.cluster_http[cluster].pool_hits.inc();
-                found
-            }
-            (None, open) if open >= max_open => {
-                ctx.stats.cluster_http[cluster].pool_full.inc();
-                continue;
-            }
-            (None, _) => match connect(ctx, cluster, endpoint).await {
-                Some(found) => {
-                    ctx.stats.cluster_http[cluster].pool_misses.inc();
-                    found
+        let deadline = Instant::now() + config.connect_timeout;
+        let found = loop {
+            match free_slot(ctx, cluster, endpoint, max_open) {
+                Slot::Free(send, count) => {
+                    ctx.stats.cluster_http[cluster].pool_hits.inc();
+                    break Some((send, count));
                 }
-                None => continue,
-            },
+                Slot::Full => {
+                    ctx.stats.cluster_http[cluster].pool_full.inc();
+                    break None;
+                }
+                Slot::Open => {
+                    let opened = connect(ctx, cluster, endpoint).await;
+                    if opened.is_some() {
+                        ctx.stats.cluster_http[cluster].pool_misses.inc();
+                    }
+                    break opened;
+                }
+                Slot::Wait if Instant::now() < deadline => {
+                    // Another stream is opening a connection to this endpoint: use it.
+                    monoio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Slot::Wait => break None,
+            }
         };
+        let Some((send, count)) = found else { continue };
         count.set(count.get() + 1);
         let slot = InFlight { send, count };
         let ready = std::future::poll_fn(|cx| {
@@ -141,13 +147,76 @@ pub(crate) async fn client(ctx: &Rc<CoreContext>, cluster: usize) -> Option<(InF
     None
 }
 
+enum Slot {
+    /// A live connection with a free stream slot.
+    Free(SendRequest<Bytes>, Rc<Cell<usize>>),
+    /// Every connection is busy and another is being opened.
+    Wait,
+    /// Every connection is busy: open one (marked as being opened).
+    Open,
+    /// Every connection is busy and the endpoint has `max_connections_per_endpoint`.
+    Full,
+}
+
+/// The least busy live connection with a free slot, or what to do instead.
+fn free_slot(ctx: &CoreContext, cluster: usize, endpoint: usize, max_open: usize) -> Slot {
+    let mut all = ctx.http.h2_clients.clients.borrow_mut();
+    let list = &mut all[cluster][endpoint];
+    list.retain(|c| c.alive.get());
+    let best = list
+        .iter()
+        .filter(|c| c.in_flight.get() < STREAMS_PER_CONNECTION)
+        .min_by_key(|c| c.in_flight.get());
+    if let Some(c) = best {
+        return Slot::Free(c.send.clone(), c.in_flight.clone());
+    }
+    let open = list.len();
+    let mut connecting = ctx.http.h2_clients.connecting.borrow_mut();
+    let flag = &mut connecting[cluster][endpoint];
+    if *flag {
+        Slot::Wait
+    } else if open >= max_open {
+        Slot::Full
+    } else {
+        *flag = true;
+        Slot::Open
+    }
+}
+
 /// Opens an h2c connection (prior knowledge, RFC 9113 §3.3) and starts its driver task.
 async fn connect(
     ctx: &Rc<CoreContext>,
     cluster: usize,
     endpoint: usize,
 ) -> Option<(SendRequest<Bytes>, Rc<Cell<usize>>)> {
+    let opened = open(ctx, cluster, endpoint).await;
+    ctx.http.h2_clients.connecting.borrow_mut()[cluster][endpoint] = false;
+    opened
+}
+
+async fn open(
+    ctx: &Rc<CoreContext>,
+    cluster: usize,
+    endpoint: usize,
+) -> Option<(SendRequest<Bytes>, Rc<Cell<usize>>)> {
     let stream = crate::tcp_proxy::connect_endpoint(ctx, cluster, endpoint).await?;
+    let config = &ctx.config.clusters[cluster];
+    if config.http.protocol == crate::config::UpstreamProtocol::H2 {
+        let tls = crate::tls::connect_upstream(ctx, cluster, endpoint, stream).await?;
+        return handshake(ctx, cluster, endpoint, tls).await;
+    }
+    handshake(ctx, cluster, endpoint, stream).await
+}
+
+async fn handshake<IO>(
+    ctx: &Rc<CoreContext>,
+    cluster: usize,
+    endpoint: usize,
+    stream: IO,
+) -> Option<(SendRequest<Bytes>, Rc<Cell<usize>>)>
+where
+    IO: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent + Unpin + 'static,
+{
     let io = monoio_compat::StreamWrapper::new(stream);
     let mut builder = h2::client::Builder::new();
     builder

@@ -1,4 +1,4 @@
-//! HTTP/1.1 clients to h2c clusters: one request of a client connection forwarded as a stream on
+//! HTTP/1.1 clients to h2c and h2 clusters: one request of a client connection forwarded as a stream on
 //! the core's multiplexed upstream h2c connections.
 //!
 //! Owns: turning the parsed HTTP/1.1 request into h2 fields (hop-by-hop fields dropped, Host
@@ -33,6 +33,7 @@ impl<C: ClientStream> Conn<'_, C> {
         let head_len = self.head_len;
         let t = self.config.timeouts;
         ctx.stats.cluster_http[cluster].requests.inc();
+        // Held until the exchange ends: it is this request's stream slot upstream.
         let Some((mut slot, endpoint)) = upstream::client(ctx, cluster).await else {
             ctx.stats.clusters[cluster].unavailable.inc();
             self.start = head_len;
@@ -94,8 +95,12 @@ impl<C: ClientStream> Conn<'_, C> {
             }
         };
         let is_head = method == http::Method::HEAD;
+        let scheme = match ctx.config.clusters[cluster].http.protocol {
+            crate::config::UpstreamProtocol::H2 => "https",
+            _ => "http",
+        };
         let uri = http::Uri::builder()
-            .scheme("http")
+            .scheme(scheme)
             .authority(authority.as_str())
             .path_and_query(self.path.as_slice())
             .build();
@@ -118,7 +123,6 @@ impl<C: ClientStream> Conn<'_, C> {
             self.start = head_len;
             return Forwarded::Fault(Fault::UpstreamClosed, Next::Close);
         };
-        drop(slot);
         self.start = head_len;
         if !bodiless {
             let mut total: u64 = 0;

@@ -64,6 +64,9 @@ struct DemoArgs {
     /// Address of the demo's raw TCP listener.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
     tcp_listen: std::net::SocketAddr,
+    /// Address of the demo's every-protocol listener: TLS (self-signed), HTTP/1.1, h2c, raw TCP.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    tls_listen: std::net::SocketAddr,
     #[command(flatten)]
     overrides: Overrides,
 }
@@ -181,43 +184,48 @@ fn main() -> ExitCode {
             run(config, None)
         }
         Command::Demo(args) => {
-            let origins = match demo::start_origins() {
-                Ok(o) => o,
+            // Dropped when the demo ends: removes the certificate files.
+            let demo = match demo::Demo::start() {
+                Ok(d) => d,
                 Err(e) => {
-                    eprintln!("strait demo: cannot start the demo origins: {e}");
+                    eprintln!("strait demo: {e}");
                     return ExitCode::from(EXIT_START);
                 }
             };
-            let mut config = demo::config(args.listen, args.tcp_listen, &origins);
+            let mut config = demo.config(demo::Listen {
+                http: args.listen,
+                tcp: args.tcp_listen,
+                tls: args.tls_listen,
+            });
             if let Err(e) = args.overrides.apply(&mut config) {
                 eprintln!("strait demo: {e}");
                 return ExitCode::from(2);
             }
-            run(config, Some(&origins))
+            run(config, Some(&demo))
         }
     }
 }
 
-fn run(config: Config, demo_origins: Option<&demo::Origins>) -> ExitCode {
+fn run(config: Config, demo: Option<&demo::Demo>) -> ExitCode {
     strait::logging::init(&config.log);
     let server = match Server::start(config) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "start-up failed");
             eprintln!("strait: {e}");
-            if demo_origins.is_some()
+            if demo.is_some()
                 && matches!(
                     e,
                     strait_engine::StartError::Bind(_) | strait_engine::StartError::Admin(..)
                 )
             {
-                eprintln!("strait demo: pick other ports with --listen ADDR, --tcp-listen ADDR and --admin ADDR");
+                eprintln!("strait demo: pick other ports with --listen ADDR, --tcp-listen ADDR, --tls-listen ADDR and --admin ADDR");
             }
             return ExitCode::from(EXIT_START);
         }
     };
-    if let Some(origins) = demo_origins {
-        demo::print_banner(&server, origins);
+    if let Some(d) = demo {
+        demo::print_banner(&server, d);
     }
     if let Err(e) = strait::signals::drain_on_signal(server.drain_handle()) {
         tracing::error!(error = %e, "cannot install signal handlers");

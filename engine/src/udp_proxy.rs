@@ -160,6 +160,7 @@ async fn open_session(
     let guard = ConnectionGuard::open(ctx, listener_index, upstream.as_raw_fd());
     let endpoint_guard = EndpointGuard::open(ctx.clone(), cluster_index, endpoint_index);
     ctx.stats.clusters[cluster_index].connections.inc();
+    counters.detected[crate::stats::Detected::Udp as usize].inc();
     ctx.stats.endpoints[cluster_index][endpoint_index]
         .connections
         .inc();

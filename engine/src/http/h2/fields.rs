@@ -42,6 +42,8 @@ pub(crate) struct Forwarding<'a> {
     /// Our id when the client sent none (or an unusable one).
     pub generated_request_id: Option<&'a str>,
     pub edits: &'a HeaderEdits,
+    /// Our Via entry: the protocol version the request was received with (RFC 9110 §7.6.3).
+    pub via: &'static str,
 }
 
 /// Rewrites a request's fields for the upstream: X-Forwarded-For/-Proto/-Host (appended to
@@ -94,7 +96,7 @@ pub(crate) fn forward_request_fields(h: &mut HeaderMap, f: &Forwarding<'_>) {
     {
         h.insert("x-request-id", id);
     }
-    h.append("via", HeaderValue::from_static(VIA_H2));
+    h.append("via", HeaderValue::from_static(f.via));
     apply_edits(h, f.edits);
 }
 
@@ -151,12 +153,24 @@ pub(crate) fn write_h1_request(
     out.extend_from_slice(b"\r\n");
     for (name, value) in h {
         let n = name.as_str().as_bytes();
-        if n == b"host" || n == b"content-length" || is_connection_specific(n) {
+        if n == b"host" || n == b"content-length" || n == b"cookie" || is_connection_specific(n) {
             continue;
         }
         out.extend_from_slice(n);
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // h2 clients may split Cookie into one field per pair (RFC 9113 §8.2.3); HTTP/1.1 wants one
+    // line, joined with "; ".
+    let mut cookies = h.get_all("cookie").iter();
+    if let Some(first) = cookies.next() {
+        out.extend_from_slice(b"cookie: ");
+        out.extend_from_slice(first.as_bytes());
+        for more in cookies {
+            out.extend_from_slice(b"; ");
+            out.extend_from_slice(more.as_bytes());
+        }
         out.extend_from_slice(b"\r\n");
     }
     match body {
@@ -324,6 +338,7 @@ mod tests {
                 host: Some("example.com"),
                 generated_request_id: Some("abc"),
                 edits: &edits(),
+                via: VIA_H2,
             },
         );
         assert_eq!(h["x-forwarded-for"], "192.0.2.7");
@@ -352,6 +367,7 @@ mod tests {
                 host: None,
                 generated_request_id: None,
                 edits: &edits(),
+                via: VIA_H2,
             },
         );
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 3.3.3.3, 192.0.2.7");

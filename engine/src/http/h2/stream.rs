@@ -274,6 +274,7 @@ pub(super) async fn serve(
                             host: forwarding_host,
                             generated_request_id: generated.then_some(x.request_id.as_str()),
                             edits: &r.request_headers,
+                            via: fields::VIA_H2,
                         };
                         let host_override = ctx.config.clusters[cluster].http.host.clone();
                         let upstream_host =

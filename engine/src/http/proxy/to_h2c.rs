@@ -85,6 +85,7 @@ impl<C: ClientStream> Conn<'_, C> {
                 host: client_host,
                 generated_request_id: (!has_id).then_some(request_id.as_str()),
                 edits: &route.request_headers,
+                via: fields::VIA_H1,
             },
         );
         let method = match http::Method::from_bytes(head.method_bytes(buf)) {

@@ -10,7 +10,8 @@
 //! (`listener[0].cluster`), what is wrong and what would be valid. The document is parsed into
 //! toml's spanned tree and walked by hand with a table cursor (see `cursor`), so unknown keys,
 //! type errors and bad values are all collected instead of stopping at the first one. The HTTP
-//! part of the schema (routes, cluster HTTP settings, the access log) lives in `http`.
+//! part of the schema (routes, cluster HTTP settings, the access log) lives in `http`; sniffing,
+//! TLS and HTTP/2 settings (`protocols`, `[listener.tls]`, `[listener.h2]`) in `tls`.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use strait_engine::config::{
     limits, parse_core_list, AdminConfig, ClusterConfig, Config, ConfigIssue, EndpointConfig,
-    IoDriver, ListenerConfig, ListenerProtocol, LogConfig, LogFormat, LogLevel, ProxyProtocol,
-    RelayMode, RuntimeConfig, UpstreamHttpConfig,
+    IoDriver, ListenerConfig, ListenerProtocol, LogConfig, LogFormat, LogLevel, ProtocolSet,
+    ProxyProtocol, RelayMode, RuntimeConfig, SniffConfig, UpstreamHttpConfig,
 };
 use toml::de::{DeTable, DeValue};
 
@@ -29,7 +30,12 @@ mod http;
 mod http_tests;
 #[cfg(test)]
 mod tests;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 mod values;
+
+pub(crate) use tls::check_readable;
 
 use cursor::{Ctx, Field, Span, TableCursor};
 use values::{address, choice, duration, int_in, name, size};
@@ -77,7 +83,8 @@ pub fn load_file(path: &Path) -> Result<Config, Vec<Diagnostic>> {
     }
 }
 
-/// Loads configuration text; `path` is only used to label diagnostics.
+/// Loads configuration text. `path` labels diagnostics, and relative certificate and key paths
+/// are resolved against its directory (those files are checked to be readable).
 pub fn load_str(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
     let mut ctx = Ctx::new(text);
     let (root, syntax_errors) = DeTable::parse_recoverable(text);
@@ -96,7 +103,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
     }
 
     let root_span = root.span();
-    let config = walk(&mut ctx, root_span, root.get_ref());
+    let config = walk_in(&mut ctx, root_span, root.get_ref(), &base_dir(path));
     if let Err(issues) = config.validate() {
         add_issues(&mut ctx, issues);
     }
@@ -105,6 +112,17 @@ pub fn load_str(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
     } else {
         Ok(config)
     }
+}
+
+/// The absolute directory of the configuration file at `path` (relative to the working directory
+/// when `path` is relative), without `.` components.
+fn base_dir(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let dir = match std::env::current_dir() {
+        Ok(cwd) if dir.is_relative() => cwd.join(dir),
+        _ => dir.to_path_buf(),
+    };
+    dir.components().collect()
 }
 
 /// Positions `Config::validate` issues at the key they name (or the nearest enclosing table that
@@ -166,9 +184,12 @@ const LISTENER_KEYS: &[&str] = &[
     "name",
     "address",
     "protocol",
+    "protocols",
+    "sniff_timeout",
     "cluster",
     "idle_timeout",
     "backlog",
+    "tls",
     "route",
     "trust_forwarded",
     "max_request_line",
@@ -180,6 +201,7 @@ const LISTENER_KEYS: &[&str] = &[
     "keepalive_timeout",
     "upstream_response_timeout",
     "upstream_body_timeout",
+    "h2",
 ];
 const CLUSTER_KEYS: &[&str] = &[
     "name",
@@ -191,6 +213,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "pool_max_idle",
     "pool_idle_timeout",
     "max_connections_per_endpoint",
+    "protocol",
 ];
 const ENDPOINT_KEYS: &[&str] = &["address", "weight"];
 
@@ -198,17 +221,24 @@ use strait_engine::config::defaults::{
     BACKLOG as DEFAULT_BACKLOG, CONNECT_ATTEMPTS as DEFAULT_CONNECT_ATTEMPTS,
     CONNECT_TIMEOUT as DEFAULT_CONNECT_TIMEOUT, IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT,
 };
+use strait_engine::config::tls::defaults::SNIFF_TIMEOUT as DEFAULT_SNIFF_TIMEOUT;
 const DEFAULT_WEIGHT: u32 = 1;
 const MAX_BACKLOG: i128 = 65535;
 
 /// Placeholder for an address that is missing or invalid (an error has been reported for it).
 const NO_ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
+/// [`walk_in`], resolving relative certificate and key paths against the working directory.
+#[cfg(test)]
+fn walk(ctx: &mut Ctx<'_>, root_span: Span, root: &DeTable<'_>) -> Config {
+    walk_in(ctx, root_span, root, Path::new(""))
+}
+
 /// Walks the document, reporting problems into `ctx`. Values that are missing or invalid are
 /// replaced by placeholders so the indices of listeners, clusters and endpoints always match the
 /// file (and so the key paths of `Config::validate` issues do too); the caller discards the result
-/// when any error was reported.
-fn walk(ctx: &mut Ctx<'_>, root_span: Span, root: &DeTable<'_>) -> Config {
+/// when any error was reported. Relative certificate and key paths are resolved against `base`.
+fn walk_in(ctx: &mut Ctx<'_>, root_span: Span, root: &DeTable<'_>, base: &Path) -> Config {
     let mut top = TableCursor::new(
         ctx,
         String::new(),
@@ -252,7 +282,7 @@ fn walk(ctx: &mut Ctx<'_>, root_span: Span, root: &DeTable<'_>) -> Config {
         None => (Vec::new(), Vec::new()),
     };
     let listeners = match top.get(ctx, "listener") {
-        Some(f) => listeners(ctx, &f, &cluster_names),
+        Some(f) => listeners(ctx, &f, &cluster_names, base),
         None => {
             ctx.error(&(0..0), "listener", "at least one [[listener]] is required");
             Vec::new()
@@ -439,7 +469,81 @@ fn endpoints(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Vec<EndpointConfig> {
     out
 }
 
-fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> Vec<ListenerConfig> {
+/// What a listener is, from its `protocol` and `protocols`.
+enum Kind {
+    /// `protocol = "tcp"`, `"udp"` or `"http"` (written, or the default tcp).
+    Fixed(ListenerProtocol),
+    /// Sniffing: `protocols` written, `protocol` "auto" or left out.
+    Sniffing(tls::Protocols),
+    /// Invalid or incomplete (reported): the rest of the listener is read without the checks that
+    /// depend on its kind. `sniffing`: whether it was meant to sniff.
+    Unknown { sniffing: bool },
+}
+
+impl Kind {
+    /// Whether the listener uses a TCP socket; `None` when the protocol is unknown.
+    fn stream(&self) -> Option<bool> {
+        match self {
+            Kind::Fixed(p) => Some(p.is_stream()),
+            Kind::Sniffing(_) | Kind::Unknown { sniffing: true } => Some(true),
+            Kind::Unknown { sniffing: false } => None,
+        }
+    }
+}
+
+/// Reads `protocol` (already taken as `protocol_field`) and `protocols`.
+fn listener_kind(
+    ctx: &mut Ctx<'_>,
+    t: &mut TableCursor<'_, '_>,
+    protocol_field: Option<&Field<'_, '_>>,
+) -> Kind {
+    let protocol =
+        protocol_field.map(|f| choice(ctx, f, ListenerProtocol::parse, ListenerProtocol::VALID));
+    let protocols_field = t.get(ctx, "protocols");
+    let protocols = protocols_field.as_ref().map(|f| tls::protocols(ctx, f));
+    match (protocol, protocols) {
+        (None, None) => Kind::Fixed(ListenerProtocol::Tcp),
+        (Some(None), p) => Kind::Unknown {
+            sniffing: p.is_some(),
+        },
+        (None | Some(Some(ListenerProtocol::Auto)), Some(Some(p))) => Kind::Sniffing(p),
+        (None | Some(Some(ListenerProtocol::Auto)), Some(None)) => Kind::Unknown { sniffing: true },
+        (Some(Some(ListenerProtocol::Auto)), None) => {
+            if let Some(f) = protocol_field {
+                ctx.error(
+                    &f.span(),
+                    t.key_path("protocols"),
+                    format!(
+                        "protocol = \"auto\" needs `protocols`: some of {}, e.g. protocols = \
+                         [\"http1\", \"tcp\"]",
+                        ProtocolSet::VALID
+                    ),
+                );
+            }
+            Kind::Unknown { sniffing: true }
+        }
+        (Some(Some(p)), protocols) => {
+            if let (Some(f), Some(_)) = (&protocols_field, protocols) {
+                f.error(
+                    ctx,
+                    format!(
+                        "a listener with `protocols` sniffs each connection: write protocol = \
+                         \"auto\" or leave `protocol` out (this listener is {:?})",
+                        p.as_str()
+                    ),
+                );
+            }
+            Kind::Fixed(p)
+        }
+    }
+}
+
+fn listeners(
+    ctx: &mut Ctx<'_>,
+    field: &Field<'_, '_>,
+    clusters: &[NameAt],
+    base: &Path,
+) -> Vec<ListenerConfig> {
     let Some(items) = field.elements(ctx, "an array of tables ([[listener]])") else {
         return Vec::new();
     };
@@ -475,17 +579,17 @@ fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> V
                     l.name = n;
                 }
             }
-            // `None`: written but invalid (reported); HTTP keys are then read without complaint.
-            let mut protocol = Some(ListenerProtocol::Tcp);
             let protocol_field = t.get(ctx, "protocol");
-            if let Some(f) = &protocol_field {
-                protocol = choice(ctx, f, ListenerProtocol::parse, ListenerProtocol::VALID);
-            }
+            let kind = listener_kind(ctx, &mut t, protocol_field.as_ref());
+            let default = if protocol_field.is_some() {
+                ""
+            } else {
+                " (the default)"
+            };
             if let Some(f) = t.require(ctx, "address") {
                 // TCP and UDP sockets may share an address; with an unknown protocol, the address
                 // is left out of the duplicate checks (here and in `Config::validate`).
-                if let (Some(a), Some(p)) = (address(ctx, &f), protocol) {
-                    let stream = p.is_stream();
+                if let (Some(a), Some(stream)) = (address(ctx, &f), kind.stream()) {
                     if a.port() != 0 {
                         let same = |(o, s, _): &&(SocketAddr, bool, Span)| *o == a && *s == stream;
                         if let Some((_, _, first)) = addresses.iter().find(same) {
@@ -502,15 +606,60 @@ fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> V
                     l.address = a;
                 }
             }
-            // Required for TCP and UDP; on an http listener, a catch-all route.
-            let cluster_field = match protocol {
-                Some(ListenerProtocol::Tcp | ListenerProtocol::Udp) => t.require(ctx, "cluster"),
+            let mut sniff_timeout = DEFAULT_SNIFF_TIMEOUT;
+            if let Some(f) = t.get(ctx, "sniff_timeout") {
+                match &kind {
+                    Kind::Fixed(p) => f.error(
+                        ctx,
+                        format!(
+                            "a sniffing setting; it needs `protocols` (protocol = \"auto\"), and \
+                             this listener is {:?}{default}",
+                            p.as_str()
+                        ),
+                    ),
+                    _ => {
+                        if let Some(d) = duration(ctx, &f, true) {
+                            sniff_timeout = d;
+                        }
+                    }
+                }
+            }
+            // Required for TCP and UDP; on an http listener, a catch-all route; on a sniffing
+            // one, where raw TCP goes.
+            let cluster_field = match kind {
+                Kind::Fixed(ListenerProtocol::Tcp | ListenerProtocol::Udp) => {
+                    t.require(ctx, "cluster")
+                }
                 _ => t.get(ctx, "cluster"),
             };
-            let cluster = cluster_field
-                .as_ref()
-                .and_then(|f| resolve_cluster(ctx, f, clusters));
+            let cluster = match (&kind, &cluster_field) {
+                (Kind::Sniffing(p), Some(f)) if !p.set.tcp => {
+                    f.error(
+                        ctx,
+                        format!(
+                            "on a listener with `protocols`, `cluster` receives the raw TCP \
+                             connections, and this listener accepts {}; add \"tcp\" to \
+                             `protocols` (HTTP goes by [[listener.route]])",
+                            p.describe()
+                        ),
+                    );
+                    None
+                }
+                (_, Some(f)) => resolve_cluster(ctx, f, clusters),
+                (_, None) => None,
+            };
             let http_keys = http::HttpKeys::take(ctx, &mut t);
+            let tls_field = t.get(ctx, "tls");
+            // Read only where TLS is allowed (a listener of unknown kind may be meant to have it).
+            let tls_allowed = match &kind {
+                Kind::Fixed(p) => p.is_stream(),
+                Kind::Sniffing(p) => p.set.tls,
+                Kind::Unknown { .. } => true,
+            };
+            let tls_table = tls_field
+                .as_ref()
+                .filter(|_| tls_allowed)
+                .and_then(|f| tls::table(ctx, f, clusters, base));
             if let Some(f) = t.get(ctx, "idle_timeout") {
                 if let Some(d) = duration(ctx, &f, true) {
                     l.idle_timeout = d;
@@ -522,22 +671,122 @@ fn listeners(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, clusters: &[NameAt]) -> V
                 }
             }
             t.finish(ctx);
-            match protocol {
-                Some(p @ (ListenerProtocol::Tcp | ListenerProtocol::Udp)) => {
+            let catch_all = match (&cluster_field, cluster) {
+                (None, _) => http::CatchAll::None,
+                (Some(_), Some(c)) => http::CatchAll::Cluster(c),
+                (Some(_), None) => http::CatchAll::Unresolved,
+            };
+            match kind {
+                Kind::Fixed(p @ (ListenerProtocol::Tcp | ListenerProtocol::Udp)) => {
                     http_keys.reject(ctx, p, protocol_field.is_some());
                     l.protocol = p;
                     l.cluster = Some(cluster.unwrap_or(usize::MAX));
+                    match (&tls_field, tls_table) {
+                        (Some(f), _) if p == ListenerProtocol::Udp => f.error(
+                            ctx,
+                            "TLS is for TCP listeners (DTLS is not supported); this listener is \
+                             \"udp\"",
+                        ),
+                        (_, Some(tls)) => l.tls = Some(Box::new(tls.finish(ctx, false, "tcp"))),
+                        (_, None) => {}
+                    }
                 }
-                p => {
-                    let catch_all = match (&cluster_field, cluster) {
-                        (None, _) => http::CatchAll::None,
-                        (Some(_), Some(c)) => http::CatchAll::Cluster(c),
-                        (Some(_), None) => http::CatchAll::Unresolved,
+                Kind::Fixed(p) => {
+                    let h = http::listener(
+                        ctx,
+                        item,
+                        &http_keys,
+                        catch_all,
+                        http::Serving::Http,
+                        clusters,
+                    );
+                    l.protocol = p;
+                    l.cluster = None;
+                    l.http = Some(Box::new(h));
+                    l.tls = tls_table.map(|tls| Box::new(tls.finish(ctx, true, p.as_str())));
+                }
+                Kind::Sniffing(p) => {
+                    let set = p.set;
+                    let tls_table = match (tls_table, &tls_field) {
+                        (_, Some(f)) if !set.tls => {
+                            f.error(
+                                ctx,
+                                format!(
+                                    "add \"tls\" to `protocols` to use these TLS settings (this \
+                                     listener accepts {})",
+                                    p.describe()
+                                ),
+                            );
+                            None
+                        }
+                        (None, None) if set.tls => {
+                            let span = p.tls_at.clone().unwrap_or_else(|| item.span());
+                            ctx.error(
+                                &span,
+                                format!("{}.tls", item.path),
+                                "a listener accepting \"tls\" needs [listener.tls] with at least \
+                                 one [[listener.tls.certificate]] (cert and key)",
+                            );
+                            None
+                        }
+                        (tls, _) => tls,
                     };
-                    let h = http::listener(ctx, item, &http_keys, catch_all, p.is_some(), clusters);
+                    // HTTP inside TLS: offered by ALPN, by default when HTTP keys are written.
+                    let http_in_tls = tls_table
+                        .as_ref()
+                        .is_some_and(|tls| tls.alpn_offers_http().unwrap_or(http_keys.any()));
+                    let serves_http = set.speaks_http() || http_in_tls;
+                    if serves_http {
+                        let h = http::listener(
+                            ctx,
+                            item,
+                            &http_keys,
+                            http::CatchAll::None,
+                            http::Serving::Sniffing,
+                            clusters,
+                        );
+                        l.http = Some(Box::new(h));
+                    } else {
+                        http_keys.reject_sniffing(ctx, &p.describe());
+                    }
+                    l.tls = tls_table.map(|tls| Box::new(tls.finish(ctx, serves_http, "sniffing")));
+                    if set.tcp && cluster_field.is_none() {
+                        let span = p.tcp_at.clone().unwrap_or_else(|| item.span());
+                        ctx.error(
+                            &span,
+                            format!("{}.cluster", item.path),
+                            "a listener accepting \"tcp\" needs a `cluster` to relay raw TCP \
+                             connections to",
+                        );
+                    }
+                    l.protocol = ListenerProtocol::Auto;
+                    l.cluster = set.tcp.then(|| cluster.unwrap_or(usize::MAX));
+                    l.sniff = Some(SniffConfig {
+                        protocols: set,
+                        timeout: sniff_timeout,
+                    });
+                }
+                Kind::Unknown { sniffing } => {
+                    let catch_all = if sniffing {
+                        http::CatchAll::None
+                    } else {
+                        catch_all
+                    };
+                    let h = http::listener(
+                        ctx,
+                        item,
+                        &http_keys,
+                        catch_all,
+                        http::Serving::Unknown,
+                        clusters,
+                    );
                     l.protocol = ListenerProtocol::Http;
                     l.cluster = None;
                     l.http = Some(Box::new(h));
+                    // Read for its own errors only.
+                    if let Some(tls) = tls_table {
+                        tls.finish(ctx, true, "");
+                    }
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! The HTTP part of the file schema: `[access_log]`, the HTTP keys of `[[cluster]]` and
 //! `[[listener]]`, and `[[listener.route]]` with its conditions, action, rewrite and header edits.
+//! `[listener.h2]` is one of the listener's HTTP keys; `tls` reads its values.
 //!
 //! Works like the parent module: every problem is reported into `Ctx` with its key path and
 //! position, and a value that is missing or invalid is replaced by a placeholder that passes
@@ -36,6 +37,7 @@ pub(super) const LISTENER_HTTP_KEYS: &[&str] = &[
     "keepalive_timeout",
     "upstream_response_timeout",
     "upstream_body_timeout",
+    "h2",
 ];
 const ROUTE_KEYS: &[&str] = &[
     "name",
@@ -148,6 +150,11 @@ pub(super) fn upstream(
             http.max_connections_per_endpoint = n as u32;
         }
     }
+    if let Some(f) = t.get(ctx, "protocol") {
+        if let Some(p) = super::tls::upstream_protocol(ctx, &f) {
+            http.protocol = p;
+        }
+    }
 }
 
 /// The HTTP-only keys written in one `[[listener]]`, taken from its cursor (so they are never
@@ -168,23 +175,39 @@ impl<'a, 'i> HttpKeys<'a, 'i> {
         self.0.iter().find(|(k, _)| *k == key).map(|(_, f)| f)
     }
 
+    /// Whether any HTTP key is written.
+    pub(super) fn any(&self) -> bool {
+        !self.0.is_empty()
+    }
+
     /// Reports every key written on a tcp or udp listener; `written`: whether the file sets the
     /// protocol (else it is the default).
     pub(super) fn reject(&self, ctx: &mut Ctx<'_>, protocol: ListenerProtocol, written: bool) {
         let default = if written { "" } else { " (the default)" };
+        let is = format!("is {:?}{default}", protocol.as_str());
+        self.reject_because(ctx, "protocol = \"http\"", &is);
+    }
+
+    /// Reports every key written on a sniffing listener that serves no HTTP; `accepts` lists
+    /// its protocols (`"tls", "tcp"`).
+    pub(super) fn reject_sniffing(&self, ctx: &mut Ctx<'_>, accepts: &str) {
+        self.reject_because(
+            ctx,
+            "HTTP among the listener's `protocols` (\"http1\", \"h2c\", or \"tls\" with \"h2\" \
+             or \"http/1.1\" in tls.alpn)",
+            &format!("accepts {accepts}"),
+        );
+    }
+
+    /// `{what} {needs}, and this listener {is}` for every key written.
+    fn reject_because(&self, ctx: &mut Ctx<'_>, needs: &str, is: &str) {
         for (key, f) in &self.0 {
-            let what = if *key == "route" {
-                "routes need"
-            } else {
-                "an HTTP setting; it needs"
+            let what = match *key {
+                "route" => "routes need",
+                "h2" => "HTTP/2 settings need",
+                _ => "an HTTP setting; it needs",
             };
-            f.error(
-                ctx,
-                format!(
-                    "{what} protocol = \"http\", and this listener is {:?}{default}",
-                    protocol.as_str()
-                ),
-            );
+            f.error(ctx, format!("{what} {needs}, and this listener {is}"));
         }
     }
 }
@@ -197,14 +220,25 @@ pub(super) enum CatchAll {
     Cluster(usize),
 }
 
-/// Builds an http listener from its keys. `listener` is the `[[listener]]` element; `strict` is
-/// false when its protocol was invalid (already reported), to avoid follow-up errors.
+/// Which listener the HTTP keys belong to, for the checks that depend on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Serving {
+    /// `protocol = "http"`.
+    Http,
+    /// A sniffing listener with HTTP among its protocols: its `cluster` is the raw-TCP fallback,
+    /// not a catch-all route.
+    Sniffing,
+    /// The protocol is invalid or incomplete (already reported): no follow-up errors.
+    Unknown,
+}
+
+/// Builds the HTTP part of a listener from its keys. `listener` is the `[[listener]]` element.
 pub(super) fn listener(
     ctx: &mut Ctx<'_>,
     listener: &Field<'_, '_>,
     keys: &HttpKeys<'_, '_>,
     catch_all: CatchAll,
-    strict: bool,
+    serving: Serving,
     clusters: &[NameAt],
 ) -> HttpListenerConfig {
     let mut http = HttpListenerConfig {
@@ -242,6 +276,9 @@ pub(super) fn listener(
             http.limits.max_body_size = n;
         }
     }
+    if let Some(f) = keys.get("h2") {
+        http.h2 = super::tls::h2(ctx, f);
+    }
     let t = &mut http.timeouts;
     for (key, slot) in [
         ("header_read_timeout", &mut t.header_read),
@@ -278,17 +315,24 @@ pub(super) fn listener(
         CatchAll::None if http.routes.is_empty() => {
             let wrong_type =
                 route_field.is_some_and(|f| !matches!(f.value.get_ref(), DeValue::Array(_)));
-            if !strict {
+            let message = match serving {
+                Serving::Http => {
+                    "an http listener needs at least one [[listener.route]], or a `cluster` to \
+                     forward every request to"
+                }
+                Serving::Sniffing => {
+                    "a listener accepting HTTP (\"http1\", \"h2c\", or \"h2\" or \"http/1.1\" by \
+                     ALPN inside \"tls\") needs at least one [[listener.route]]; on a listener \
+                     with `protocols`, `cluster` only receives raw TCP"
+                }
+                Serving::Unknown => "",
+            };
+            if serving == Serving::Unknown {
                 http.routes
                     .push(placeholder_route(defaults::ROUTE_NAME.into()));
             } else if !wrong_type {
                 let span = route_field.map_or_else(|| listener.span(), Field::span);
-                ctx.error(
-                    &span,
-                    format!("{}.route", listener.path),
-                    "an http listener needs at least one [[listener.route]], or a `cluster` to \
-                     forward every request to",
-                );
+                ctx.error(&span, format!("{}.route", listener.path), message);
             }
         }
         CatchAll::None => {}
@@ -567,7 +611,7 @@ fn forward(clusters: Vec<WeightedCluster>) -> RouteAction {
 }
 
 /// `*` → any host, `*.example.com` → a suffix, else an exact (lowercased) host without a port.
-fn host_match(s: &str) -> Result<HostMatch, String> {
+pub(super) fn host_match(s: &str) -> Result<HostMatch, String> {
     if s == "*" {
         return Ok(HostMatch::Any);
     }

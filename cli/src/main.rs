@@ -21,6 +21,7 @@ SO_REUSEPORT socket and relays connections to upstream clusters.",
     after_help = "Examples:
   strait demo                                       # proxy + built-in origins on loopback
   strait run --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 --upstream 127.0.0.1:9001 --mode tcp --cores 0-1
+  strait run --listen 127.0.0.1:8443 --upstream 127.0.0.1:9000 --mode auto --tls-cert c.pem --tls-key k.pem
   strait run --config strait.toml --cores 1 --admin 127.0.0.1:9901
   strait check --config strait.toml
 
@@ -35,6 +36,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy, from a config file or from --listen/--upstream flags.
+    #[command(after_help = "Examples:
+  strait run --config strait.toml --cores 1 --admin 127.0.0.1:9901
+  strait run --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 --upstream 127.0.0.1:9001 --mode tcp
+  strait run --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 --mode http
+  strait run --listen 127.0.0.1:8443 --upstream 127.0.0.1:9000 --mode auto --tls-cert c.pem --tls-key k.pem")]
     Run(RunArgs),
     /// Validate a config file: exit 0, or print every error (file:line:column) and exit 1.
     Check {
@@ -48,7 +54,7 @@ enum Command {
 #[derive(Args)]
 struct RunArgs {
     /// TOML configuration file (see docs/config.md).
-    #[arg(long, short, value_name = "FILE", conflicts_with_all = ["listen", "upstream", "mode", "idle_timeout", "connect_timeout", "connect_attempts", "proxy_protocol"])]
+    #[arg(long, short, value_name = "FILE", conflicts_with_all = ["listen", "upstream", "mode", "idle_timeout", "connect_timeout", "connect_attempts", "proxy_protocol", "tls_cert", "tls_key"])]
     config: Option<PathBuf>,
     #[command(flatten)]
     quick: quick::QuickArgs,
@@ -227,7 +233,7 @@ fn run(config: Config, demo: Option<&demo::Demo>) -> ExitCode {
     if let Some(d) = demo {
         demo::print_banner(&server, d);
     }
-    if let Err(e) = strait::signals::drain_on_signal(server.drain_handle()) {
+    if let Err(e) = strait::signals::handle_signals(server.drain_handle(), server.reload_handle()) {
         tracing::error!(error = %e, "cannot install signal handlers");
         return ExitCode::from(EXIT_START);
     }

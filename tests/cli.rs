@@ -150,9 +150,14 @@ fn usage_errors_say_what_is_wrong() {
             value,
         ])
     };
-    let (code, _, err) = quick("--mode", "auto");
+    let (code, _, err) = quick("--mode", "sniff");
     assert_eq!(code, 2);
-    assert!(err.contains("--mode: \"auto\" is not supported"), "{err}");
+    assert!(
+        err.contains(
+            "--mode: \"sniff\" is not supported; valid: \"tcp\", \"udp\", \"http\" or \"auto\""
+        ),
+        "{err}"
+    );
     let (code, _, err) = quick("--cores", "3-1");
     assert_eq!(code, 2);
     assert!(err.contains("--cores"), "{err}");

@@ -214,6 +214,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "pool_idle_timeout",
     "max_connections_per_endpoint",
     "protocol",
+    "tls",
 ];
 const ENDPOINT_KEYS: &[&str] = &["address", "weight"];
 
@@ -278,7 +279,7 @@ fn walk_in(ctx: &mut Ctx<'_>, root_span: Span, root: &DeTable<'_>, base: &Path) 
         .and_then(|f| f.table(ctx, "[access_log]", http::ACCESS_LOG_KEYS))
         .map(|t| http::access_log(ctx, t));
     let (clusters, cluster_names) = match top.get(ctx, "cluster") {
-        Some(f) => clusters(ctx, &f),
+        Some(f) => clusters(ctx, &f, base),
         None => (Vec::new(), Vec::new()),
     };
     let listeners = match top.get(ctx, "listener") {
@@ -364,7 +365,11 @@ fn log(ctx: &mut Ctx<'_>, mut t: TableCursor<'_, '_>) -> LogConfig {
 /// A name as written (even when invalid, so references to it do not cascade) and where.
 type NameAt = Option<(String, Span)>;
 
-fn clusters(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> (Vec<ClusterConfig>, Vec<NameAt>) {
+fn clusters(
+    ctx: &mut Ctx<'_>,
+    field: &Field<'_, '_>,
+    base: &Path,
+) -> (Vec<ClusterConfig>, Vec<NameAt>) {
     let Some(items) = field.elements(ctx, "an array of tables ([[cluster]])") else {
         return (Vec::new(), Vec::new());
     };
@@ -412,7 +417,7 @@ fn clusters(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> (Vec<ClusterConfig>, Ve
             if let Some(f) = t.require(ctx, "endpoints") {
                 c.endpoints = endpoints(ctx, &f);
             }
-            http::upstream(ctx, &mut t, &mut c.http);
+            http::upstream(ctx, &mut t, &mut c.http, base);
             t.finish(ctx);
         }
         clusters.push(c);

@@ -1,26 +1,36 @@
-//! Signals: the first SIGTERM/SIGINT drains, a second one exits at once.
+//! Signals: the first SIGTERM/SIGINT drains, a second one exits at once; SIGHUP reloads the TLS
+//! certificates from their files.
 //!
 //! Owns: a dedicated thread that waits for signals (no async-signal-unsafe work in a handler).
-//! Must not: touch the data path; it only calls `DrainHandle::drain`.
+//! Must not: touch the data path; it only calls `DrainHandle::drain` and
+//! `ReloadHandle::reload_certificates`.
 
 use std::io;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use strait_engine::DrainHandle;
+use strait_engine::{DrainHandle, ReloadHandle};
 
-pub fn drain_on_signal(handle: DrainHandle) -> io::Result<()> {
-    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+pub fn handle_signals(drain: DrainHandle, reload: ReloadHandle) -> io::Result<()> {
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     std::thread::Builder::new()
         .name("strait-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
+                if signal == SIGHUP {
+                    match reload.reload_certificates() {
+                        Ok(n) => tracing::info!(listeners = n, "SIGHUP: certificates reloaded"),
+                        Err(e) => tracing::error!(error = %e,
+                            "SIGHUP: certificates not reloaded; the old ones stay in use"),
+                    }
+                    continue;
+                }
                 let name = if signal == SIGTERM {
                     "SIGTERM"
                 } else {
                     "SIGINT"
                 };
-                if handle.drain() {
+                if drain.drain() {
                     tracing::info!(
                         signal = name,
                         "signal received: draining (send it again to exit at once)"

@@ -117,6 +117,7 @@ pub(super) fn upstream(
     ctx: &mut Ctx<'_>,
     t: &mut TableCursor<'_, '_>,
     http: &mut UpstreamHttpConfig,
+    base: &std::path::Path,
 ) {
     if let Some(f) = t.get(ctx, "host") {
         if let Some(h) = f.str(ctx, "a host name (a string) such as \"api.internal\"") {
@@ -150,10 +151,28 @@ pub(super) fn upstream(
             http.max_connections_per_endpoint = n as u32;
         }
     }
-    if let Some(f) = t.get(ctx, "protocol") {
-        if let Some(p) = super::tls::upstream_protocol(ctx, &f) {
+    let protocol = t.get(ctx, "protocol");
+    if let Some(f) = &protocol {
+        if let Some(p) = super::tls::upstream_protocol(ctx, f) {
             http.protocol = p;
         }
+    }
+    let tls = t.get(ctx, "tls");
+    match (http.protocol, &tls) {
+        (strait_engine::config::UpstreamProtocol::H2, Some(f)) => {
+            http.tls = super::tls::upstream_tls(ctx, f, base);
+        }
+        (strait_engine::config::UpstreamProtocol::H2, None) => {
+            // Defaults: the system's CAs, SNI from `host` or the endpoint address.
+            http.tls = Some(Default::default());
+        }
+        (_, Some(f)) => f.error(
+            ctx,
+            "TLS to upstreams needs protocol = \"h2\" on this cluster (HTTP/1.1 over TLS to \
+             upstreams is not supported yet)"
+                .to_string(),
+        ),
+        (_, None) => {}
     }
 }
 

@@ -758,8 +758,8 @@ fn an_invalid_protocol_does_not_cascade() {
     let text = "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\nprotocol = \"htp\"\nmax_headers = 10\n";
     assert_eq!(
         errors(text),
-        ["strait.toml:4:12: listener[0].protocol: invalid value \"htp\"; expected \"tcp\", \"udp\" \
-          or \"http\""]
+        ["strait.toml:4:12: listener[0].protocol: invalid value \"htp\"; expected \"tcp\", \"udp\", \
+          \"http\" or \"auto\""]
     );
     let text = format!("{text}[[listener.route]]\nname = \"r\"\nrespond = {{ status = 200 }}\n");
     assert_eq!(errors(&text).len(), 1);

@@ -325,7 +325,8 @@ fn unknown_keys_suggest_the_closest_and_list_the_valid_ones() {
         errors(&text),
         ["strait.toml:9:1: cluster[0].idel_timeout: unknown key \"idel_timeout\"; valid keys in \
           [[cluster]]: \"name\", \"connect_timeout\", \"connect_attempts\", \"proxy_protocol\", \"endpoints\", \
-          \"host\", \"pool_max_idle\", \"pool_idle_timeout\", \"max_connections_per_endpoint\""]
+          \"host\", \"pool_max_idle\", \"pool_idle_timeout\", \"max_connections_per_endpoint\", \
+          \"protocol\", \"tls\""]
     );
 
     let text = MINIMAL.replace(
@@ -336,10 +337,10 @@ fn unknown_keys_suggest_the_closest_and_list_the_valid_ones() {
         errors(&text),
         ["strait.toml:5:1: listener[0].idel_timeout: unknown key \"idel_timeout\" (did you mean \
           \"idle_timeout\"?); valid keys in [[listener]]: \"name\", \"address\", \"protocol\", \
-          \"cluster\", \"idle_timeout\", \"backlog\", \"route\", \"trust_forwarded\", \"max_request_line\", \
-          \"max_header_size\", \"max_headers\", \"max_body_size\", \"header_read_timeout\", \
-          \"client_body_timeout\", \"keepalive_timeout\", \"upstream_response_timeout\", \
-          \"upstream_body_timeout\""]
+          \"protocols\", \"sniff_timeout\", \"cluster\", \"idle_timeout\", \"backlog\", \"tls\", \
+          \"route\", \"trust_forwarded\", \"max_request_line\", \"max_header_size\", \"max_headers\", \
+          \"max_body_size\", \"header_read_timeout\", \"client_body_timeout\", \"keepalive_timeout\", \
+          \"upstream_response_timeout\", \"upstream_body_timeout\", \"h2\""]
     );
 }
 
@@ -358,7 +359,7 @@ fn unknown_tables_and_nested_keys_are_reported_once() {
             "strait.toml:17:11: cluster[0].endpoint: unknown key \"endpoint\" (did you mean \
              \"endpoints\"?); valid keys in [[cluster]]: \"name\", \"connect_timeout\", \
              \"connect_attempts\", \"proxy_protocol\", \"endpoints\", \"host\", \"pool_max_idle\", \
-             \"pool_idle_timeout\", \"max_connections_per_endpoint\"",
+             \"pool_idle_timeout\", \"max_connections_per_endpoint\", \"protocol\", \"tls\"",
         ]
     );
 }
@@ -479,10 +480,11 @@ endpoints = [{ address = "127.0.0.1:9000", weight = 1001 }, { address = "0.0.0.0
             "invalid address \"localhost:8080\": the host must be an IP address (host names are not \
              resolved); write IP:port such as \"127.0.0.1:8080\" or \"[::1]:8080\"",
             "unknown key \"idel_timeout\" (did you mean \"idle_timeout\"?); valid keys in [[listener]]: \
-             \"name\", \"address\", \"protocol\", \"cluster\", \"idle_timeout\", \"backlog\", \"route\", \
-             \"trust_forwarded\", \"max_request_line\", \"max_header_size\", \"max_headers\", \
-             \"max_body_size\", \"header_read_timeout\", \"client_body_timeout\", \"keepalive_timeout\", \
-             \"upstream_response_timeout\", \"upstream_body_timeout\"",
+             \"name\", \"address\", \"protocol\", \"protocols\", \"sniff_timeout\", \"cluster\", \
+             \"idle_timeout\", \"backlog\", \"tls\", \"route\", \"trust_forwarded\", \
+             \"max_request_line\", \"max_header_size\", \"max_headers\", \"max_body_size\", \
+             \"header_read_timeout\", \"client_body_timeout\", \"keepalive_timeout\", \
+             \"upstream_response_timeout\", \"upstream_body_timeout\", \"h2\"",
             "must be between 1 and 65535, found 70000",
             "must be between 1 and 16, found 0",
             "must be between 1 and 1000, found 1001",
@@ -623,7 +625,7 @@ drain_timeout = 30
              A-Z a-z 0-9 - _ .",
             "strait.toml:15:11: listener[1].address: invalid address \"::1:80\": an IPv6 address goes \
              in brackets, followed by the port; write IP:port such as \"127.0.0.1:8080\" or \"[::1]:8080\"",
-            "strait.toml:17:12: listener[1].protocol: invalid value \"TCP\"; expected \"tcp\", \"udp\" or \"http\" (did you \
+            "strait.toml:17:12: listener[1].protocol: invalid value \"TCP\"; expected \"tcp\", \"udp\", \"http\" or \"auto\" (did you \
              mean \"tcp\"?)",
             "strait.toml:21:11: listener[2].address: invalid address \"127.0.0.1:99999\": the port \
              \"99999\" is not a number from 0 to 65535; write IP:port such as \"127.0.0.1:8080\" or \

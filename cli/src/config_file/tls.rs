@@ -41,10 +41,10 @@ const H2_KEYS: &[&str] = &[
     "max_pending_accept_reset_streams",
     "max_local_error_reset_streams",
     "max_send_buffer",
-    "keepalive",
 ];
 const PROTOCOL_NAMES: &[&str] = &["tls", "http1", "h2c", "tcp"];
-const UPSTREAM_PROTOCOL_NAMES: &[&str] = &["http1", "h2c"];
+const UPSTREAM_PROTOCOL_NAMES: &[&str] = &["http1", "h2c", "h2"];
+const UPSTREAM_TLS_KEYS: &[&str] = &["server_name", "ca_file", "insecure"];
 const ALPN_HTTP: &[&str] = &["h2", "http/1.1"];
 const MISSING_CERTIFICATE: &str =
     "TLS termination needs at least one [[listener.tls.certificate]] (cert and key)";
@@ -587,20 +587,13 @@ pub(super) fn h2(ctx: &mut Ctx<'_>, f: &Field<'_, '_>) -> H2Settings {
             h2.max_send_buffer = n as usize;
         }
     }
-    if let Some(f) = t.get(ctx, "keepalive") {
-        if let Some(d) = duration(ctx, &f, true) {
-            h2.keepalive = d;
-        }
-    }
     t.finish(ctx);
     h2
 }
 
 fn upstream_protocol_hint(s: &str) -> Option<&'static str> {
     match s {
-        "h2" | "http2" | "http/2" => {
-            Some("HTTP/2 to upstreams is spoken in clear text with prior knowledge: \"h2c\"")
-        }
+        "http2" | "http/2" => Some("\"h2\" for HTTP/2 over TLS, \"h2c\" for HTTP/2 in clear text"),
         "http/1.1" | "http1.1" | "http" => Some("did you mean \"http1\"?"),
         _ => None,
     }
@@ -620,6 +613,54 @@ pub(super) fn upstream_protocol(
         UPSTREAM_PROTOCOL_NAMES,
         upstream_protocol_hint,
     )
+}
+
+/// `[cluster.tls]` of an h2 cluster.
+pub(super) fn upstream_tls(
+    ctx: &mut Ctx<'_>,
+    f: &Field<'_, '_>,
+    base: &Path,
+) -> Option<strait_engine::config::UpstreamTlsConfig> {
+    let mut tls = strait_engine::config::UpstreamTlsConfig::default();
+    let mut t = f.table(ctx, "[cluster.tls]", UPSTREAM_TLS_KEYS)?;
+    if let Some(f) = t.get(ctx, "server_name") {
+        if let Some(s) = f.str(ctx, "a host name (a string) such as \"api.internal\"") {
+            let dns = !s.is_empty()
+                && s.len() <= 253
+                && s.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                });
+            match s.parse::<IpAddr>().is_ok() || dns {
+                true => tls.server_name = Some(s.to_ascii_lowercase()),
+                false => f.error(
+                    ctx,
+                    format!("invalid server name {s:?}: expected a DNS name or an IP address"),
+                ),
+            }
+        }
+    }
+    let ca = t.get(ctx, "ca_file");
+    if let Some(f) = &ca {
+        tls.ca_file = Some(pem_file(ctx, f, base, "trusted CA certificates"));
+    }
+    if let Some(f) = t.get(ctx, "insecure") {
+        if let Some(b) = boolean(ctx, &f) {
+            tls.insecure = b;
+            if b && ca.is_some() {
+                f.error(
+                    ctx,
+                    "`insecure = true` skips certificate verification, so `ca_file` would be \
+                     ignored: give one of them"
+                        .to_string(),
+                );
+            }
+        }
+    }
+    t.finish(ctx);
+    Some(tls)
 }
 
 #[cfg(test)]

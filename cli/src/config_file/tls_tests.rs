@@ -131,7 +131,6 @@ fn the_documented_tls_example_loads_with_every_value() {
         max_pending_accept_reset_streams: 20,
         max_local_error_reset_streams: 100,
         max_send_buffer: 512 << 10,
-        keepalive: Duration::from_secs(30),
     };
     let listener = |name: &str, address: &str, protocol| ListenerConfig {
         name: name.into(),
@@ -456,7 +455,7 @@ name = "r"
 cluster = "app"
 
 [listener.h2]
-keepalive = "1s"
+# no keep-alive PING setting: idle connections close after keepalive_timeout
 
 [[listener]]
 name = "tcp"
@@ -702,7 +701,7 @@ max_frame_size = "16MiB"
 max_pending_accept_reset_streams = 0
 max_local_error_reset_streams = 100001
 max_send_buffer = "1KiB"
-keepalive = "0s"
+# no keep-alive PING setting: idle connections close after keepalive_timeout
 max_concurent_streams = 1
 
 [[listener]]
@@ -715,7 +714,7 @@ max_concurrent_streams = 100
 
 [[cluster]]
 name = "app"
-protocol = "h2"
+protocol = "http2"
 endpoints = [{ address = "127.0.0.1:9000" }]
 
 [[cluster]]
@@ -745,22 +744,21 @@ endpoints = [{ address = "127.0.0.1:9002" }]
              1 and 100000, found 100001",
             "DIR/strait.toml:14:19: listener[0].h2.max_send_buffer: must be between 16KiB and \
              16MiB (16384 and 16777216 bytes), found 1024 bytes",
-            "DIR/strait.toml:15:13: listener[0].h2.keepalive: must be greater than 0, found \"0s\"",
             "DIR/strait.toml:16:1: listener[0].h2.max_concurent_streams: unknown key \
              \"max_concurent_streams\" (did you mean \"max_concurrent_streams\"?); valid keys in \
              [listener.h2]: \"max_concurrent_streams\", \"initial_stream_window\", \
              \"initial_connection_window\", \"max_frame_size\", \
              \"max_pending_accept_reset_streams\", \"max_local_error_reset_streams\", \
-             \"max_send_buffer\", \"keepalive\"",
+             \"max_send_buffer\"",
             "DIR/strait.toml:23:1: listener[1].h2: HTTP/2 settings need protocol = \"http\", and \
              this listener is \"tcp\" (the default)",
-            "DIR/strait.toml:28:12: cluster[0].protocol: invalid value \"h2\"; expected \"http1\" \
-             or \"h2c\" (HTTP/2 to upstreams is spoken in clear text with prior knowledge: \
-             \"h2c\")",
+            "DIR/strait.toml:28:12: cluster[0].protocol: invalid value \"http2\"; expected \
+             \"http1\", \"h2c\" or \"h2\" (\"h2\" for HTTP/2 over TLS, \"h2c\" for HTTP/2 in \
+             clear text)",
             "DIR/strait.toml:33:12: cluster[1].protocol: invalid value \"HTTP1\"; expected \
-             \"http1\" or \"h2c\" (did you mean \"http1\"?)",
-            "DIR/strait.toml:38:12: cluster[2].protocol: invalid value \"h2d\"; expected \"http1\" \
-             or \"h2c\" (did you mean \"h2c\"?)",
+             \"http1\", \"h2c\" or \"h2\" (did you mean \"http1\"?)",
+            "DIR/strait.toml:38:12: cluster[2].protocol: invalid value \"h2d\"; expected \
+             \"http1\", \"h2c\" or \"h2\" (did you mean \"h2c\"?)",
         ]
     );
 }
@@ -817,4 +815,99 @@ fn truncated_or_mangled_tls_files_never_panic() {
             let _ = dir.load(&mangled);
         }
     }
+}
+
+#[test]
+fn h2_clusters_speak_tls_with_system_or_given_cas() {
+    let dir = Dir::new();
+    let ca = dir.file("ca.pem");
+    std::fs::write(&ca, "dummy\n").expect("ca file");
+    let text = r#"[[listener]]
+name = "web"
+address = "127.0.0.1:8001"
+protocol = "http"
+
+[[listener.route]]
+name = "a"
+cluster = "secure"
+
+[[listener.route]]
+name = "b"
+path_prefix = "/b"
+cluster = "lab"
+
+[[listener.route]]
+name = "c"
+path_prefix = "/c"
+cluster = "system"
+
+[[cluster]]
+name = "secure"
+protocol = "h2"
+endpoints = [{ address = "127.0.0.1:9443" }]
+[cluster.tls]
+server_name = "API.internal"
+ca_file = "ca.pem"
+
+[[cluster]]
+name = "lab"
+protocol = "h2"
+endpoints = [{ address = "127.0.0.1:9444" }]
+tls = { insecure = true }
+
+[[cluster]]
+name = "system"
+protocol = "h2"
+endpoints = [{ address = "127.0.0.1:9445" }]
+"#;
+    let c = dir.load(text).expect("valid");
+    let tls = |i: usize| c.clusters[i].http.tls.clone().expect("tls");
+    assert_eq!(tls(0).server_name.as_deref(), Some("api.internal"));
+    assert_eq!(tls(0).ca_file.as_deref(), Some(ca.as_path()));
+    assert!(!tls(0).insecure);
+    assert!(tls(1).insecure);
+    assert_eq!(
+        tls(2),
+        Default::default(),
+        "defaults: system CAs, SNI from host/address"
+    );
+
+    let bad = r#"[[listener]]
+name = "web"
+address = "127.0.0.1:8001"
+protocol = "http"
+cluster = "plain"
+
+[[cluster]]
+name = "plain"
+endpoints = [{ address = "127.0.0.1:9000" }]
+tls = { insecure = true }
+
+[[cluster]]
+name = "both"
+protocol = "h2"
+endpoints = [{ address = "127.0.0.1:9001" }]
+tls = { ca_file = "ca.pem", insecure = true, sni = "x" }
+
+[[cluster]]
+name = "missing"
+protocol = "h2"
+endpoints = [{ address = "127.0.0.1:9002" }]
+tls = { ca_file = "nope.pem", server_name = "bad name" }
+"#;
+    assert_eq!(
+        dir.errors(bad),
+        [
+            "DIR/strait.toml:10:7: cluster[0].tls: TLS to upstreams needs protocol = \"h2\" on \
+             this cluster (HTTP/1.1 over TLS to upstreams is not supported yet)",
+            "DIR/strait.toml:16:40: cluster[1].tls.insecure: `insecure = true` skips certificate \
+             verification, so `ca_file` would be ignored: give one of them",
+            "DIR/strait.toml:16:46: cluster[1].tls.sni: unknown key \"sni\"; valid keys in \
+             [cluster.tls]: \"server_name\", \"ca_file\", \"insecure\"",
+            "DIR/strait.toml:22:19: cluster[2].tls.ca_file: cannot read \"DIR/nope.pem\": No such \
+             file or directory",
+            "DIR/strait.toml:22:45: cluster[2].tls.server_name: invalid server name \"bad name\": \
+             expected a DNS name or an IP address",
+        ]
+    );
 }

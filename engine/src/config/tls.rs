@@ -159,8 +159,6 @@ pub struct H2Settings {
     pub max_local_error_reset_streams: usize,
     /// Response bytes buffered per stream while the client's window is closed.
     pub max_send_buffer: usize,
-    /// Interval of keep-alive PINGs on idle connections; also the idle close when unanswered.
-    pub keepalive: Duration,
 }
 
 pub mod defaults {
@@ -178,7 +176,6 @@ pub mod defaults {
         max_pending_accept_reset_streams: 50,
         max_local_error_reset_streams: 256,
         max_send_buffer: 256 * 1024,
-        keepalive: Duration::from_secs(60),
     };
 
     /// ALPN offered when the listener speaks HTTP: h2 first (RFC 9113 §3.2).

@@ -369,3 +369,4 @@ pub mod grpc;
 /// `h2` crate.
 #[path = "h2.rs"]
 pub mod h2_support;
+pub mod upstream_h2;

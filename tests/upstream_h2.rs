@@ -183,9 +183,6 @@ fn uploads_of_4_mib_chunked_and_with_content_length_arrive_intact() {
 /// A response whose HEADERS frame ends the stream (`content-length: 0`, or no length and no
 /// body) is a complete, empty response for the HTTP/1.1 client.
 #[test]
-#[ignore = "bug: to_h2c.rs never writes the response head to an HTTP/1.1 client when the h2 \
-            upstream ends the stream with its HEADERS frame (content-length: 0 or an empty body): \
-            Out::Length with no DATA frame skips every write_out_to_client, the client hangs"]
 fn an_empty_h2_response_reaches_an_http11_client() {
     let origin = H2Backend::h2c();
     let proxy = h2c_proxy(&origin);

@@ -50,7 +50,7 @@ pub(crate) async fn serve(guard: ConnectionGuard, mut client: TcpStream, peer: S
         }
         Sniffed::Http2 if accepted.h2c => {
             counters.detected[Detected::H2c as usize].inc();
-            crate::http::h2::serve(guard, Replay::new(first, client), peer, false).await;
+            crate::http::h2::serve_h2c(guard, client, first, peer).await;
         }
         Sniffed::Http1 if accepted.http1 => {
             counters.detected[Detected::Http1 as usize].inc();
@@ -171,7 +171,7 @@ async fn serve_tls(
     match alpn.as_deref() {
         Some(b"h2") if listener.http.is_some() => {
             counters.detected[Detected::H2 as usize].inc();
-            crate::http::h2::serve(guard, tls_client, peer, true).await;
+            crate::http::h2::serve_stream(guard, tls_client, peer, true).await;
         }
         Some(b"http/1.1") if listener.http.is_some() => {
             counters.detected[Detected::Https1 as usize].inc();
@@ -197,8 +197,8 @@ async fn serve_tls(
                     }
                     Some(Sniffed::Http2) if listener.http.is_some() => {
                         counters.detected[Detected::H2 as usize].inc();
-                        crate::http::h2::serve(guard, Replay::new(inner, tls_client), peer, true)
-                            .await;
+                        let stream = Replay::new(inner, tls_client);
+                        crate::http::h2::serve_stream(guard, stream, peer, true).await;
                     }
                     Some(_) if accepted.tcp => {
                         counters.detected[Detected::TlsTcp as usize].inc();

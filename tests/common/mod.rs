@@ -19,7 +19,30 @@ pub fn binary() -> &'static str {
 }
 
 /// A loopback address with a port nobody listens on right now.
+///
+/// Ports come from 20000..32000, below the kernel's ephemeral range (32768 and up), so the
+/// outgoing connections of other tests running in parallel cannot take the port between this
+/// check and the proxy's bind (an ephemeral port from `bind(0)` could be). Each test process
+/// walks the range from its own starting point, and a port is only handed out once per process.
 pub fn free_addr() -> SocketAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(2_654_435_761) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        let tcp = TcpListener::bind(addr).is_ok();
+        if tcp && std::net::UdpSocket::bind(addr).is_ok() {
+            return addr;
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
     l.local_addr().expect("local addr")
 }

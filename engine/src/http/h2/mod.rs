@@ -15,6 +15,7 @@
 //! stream is its own task and the connection's IO is bounded by its windows.
 
 pub(crate) mod fields;
+pub(crate) mod io;
 mod stream;
 pub(crate) mod upstream;
 
@@ -45,10 +46,34 @@ pub(crate) struct H2Conn {
     pub active: Cell<usize>,
 }
 
-/// Serves HTTP/2 on `io` (h2c with the preface replayed by the sniffer, or h2 inside TLS).
-pub(crate) async fn serve<IO>(guard: ConnectionGuard, io: IO, peer: SocketAddr, tls: bool)
+/// Serves h2c on a clear-text client socket whose first bytes (`prefix`, the preface) the
+/// sniffer read.
+pub(crate) async fn serve_h2c(
+    guard: ConnectionGuard,
+    client: monoio::net::TcpStream,
+    prefix: Vec<u8>,
+    peer: SocketAddr,
+) {
+    match io::PrefixedPoll::new(prefix, client) {
+        Ok(io) => serve(guard, io, peer, false).await,
+        Err((e, _)) => {
+            debug!(client = %peer, error = %e, "cannot switch the socket to readiness mode")
+        }
+    }
+}
+
+/// Serves HTTP/2 on a monoio stream (h2 inside TLS), through the completion-mode adapter.
+pub(crate) async fn serve_stream<S>(guard: ConnectionGuard, stream: S, peer: SocketAddr, tls: bool)
 where
-    IO: AsyncReadRent + AsyncWriteRent + Unpin + 'static,
+    S: AsyncReadRent + AsyncWriteRent + Unpin + 'static,
+{
+    serve(guard, monoio_compat::StreamWrapper::new(stream), peer, tls).await;
+}
+
+/// Serves HTTP/2 on `io`.
+async fn serve<IO>(guard: ConnectionGuard, io: IO, peer: SocketAddr, tls: bool)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
     let ctx = guard.context().clone();
     let listener_index = guard.listener_index();
@@ -69,7 +94,6 @@ where
         .max_pending_accept_reset_streams(s.max_pending_accept_reset_streams)
         .max_local_error_reset_streams(Some(s.max_local_error_reset_streams))
         .max_send_buffer_size(s.max_send_buffer);
-    let io = monoio_compat::StreamWrapper::new(io);
     let counters = &ctx.stats.listeners[listener_index];
     let handshake = builder.handshake::<_, Bytes>(io);
     let mut conn = match monoio::time::timeout(config.timeouts.header_read, handshake).await {

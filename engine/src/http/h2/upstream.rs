@@ -203,21 +203,33 @@ async fn open(
     let config = &ctx.config.clusters[cluster];
     if config.http.protocol == crate::config::UpstreamProtocol::H2 {
         let tls = crate::tls::connect_upstream(ctx, cluster, endpoint, stream).await?;
-        return handshake(ctx, cluster, endpoint, tls).await;
+        return handshake(
+            ctx,
+            cluster,
+            endpoint,
+            monoio_compat::StreamWrapper::new(tls),
+        )
+        .await;
     }
-    handshake(ctx, cluster, endpoint, stream).await
+    // Clear text: readiness mode, so `h2` reads and writes the socket directly.
+    match stream.try_into_poll_io() {
+        Ok(io) => handshake(ctx, cluster, endpoint, io).await,
+        Err((e, _)) => {
+            debug!(error = %e, "cannot switch an upstream socket to readiness mode");
+            None
+        }
+    }
 }
 
 async fn handshake<IO>(
     ctx: &Rc<CoreContext>,
     cluster: usize,
     endpoint: usize,
-    stream: IO,
+    io: IO,
 ) -> Option<(SendRequest<Bytes>, Rc<Cell<usize>>)>
 where
-    IO: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent + Unpin + 'static,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
-    let io = monoio_compat::StreamWrapper::new(stream);
     let mut builder = h2::client::Builder::new();
     builder
         .initial_window_size(1024 * 1024)

@@ -329,6 +329,10 @@ impl<C: ClientStream> Conn<'_, C> {
         if length.is_some_and(|l| l != sent) {
             return Forwarded::Done(Next::Abort);
         }
+        // An empty body (END_STREAM on the upstream's HEADERS): the head is still waiting.
+        if !chunked && !self.out.is_empty() && self.write_out_to_client(x).await.is_err() {
+            return Forwarded::Done(Next::Abort);
+        }
         if chunked {
             self.out.extend_from_slice(LAST_CHUNK);
             if let Ok(Ok(Some(trailers))) =

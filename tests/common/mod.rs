@@ -22,22 +22,27 @@ pub fn binary() -> &'static str {
 ///
 /// Ports come from 20000..32000, below the kernel's ephemeral range (32768 and up), so the
 /// outgoing connections of other tests running in parallel cannot take the port between this
-/// check and the proxy's bind (an ephemeral port from `bind(0)` could be). Each test process
-/// walks the range from its own starting point, and a port is only handed out once per process.
+/// check and the proxy's bind (an ephemeral port from `bind(0)` could be). Picks are scattered
+/// (a hash of the process, a counter and the clock), so test processes running at once rarely
+/// try the same port; the check binds without `SO_REUSEPORT`, so a port another proxy holds is
+/// never handed out.
 pub fn free_addr() -> SocketAddr {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 20_000;
-    const SPAN: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let _ = NEXT.compare_exchange(
-        u32::MAX,
-        std::process::id().wrapping_mul(2_654_435_761) % SPAN,
-        Ordering::Relaxed,
-        Ordering::Relaxed,
-    );
-    for _ in 0..SPAN {
-        let port = FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const FIRST: u64 = 20_000;
+    const SPAN: u64 = 12_000;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    for _ in 0..1000 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let port = (FIRST + h.finish() % SPAN) as u16;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let tcp = TcpListener::bind(addr).is_ok();
         if tcp && std::net::UdpSocket::bind(addr).is_ok() {
             return addr;

@@ -20,8 +20,8 @@ if [[ ! -e /usr/lib/nginx/modules/ngx_stream_module.so ]]; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnginx-mod-stream >/dev/null
 fi
 cargo build --release -p strait
-export SCENARIOS=${SCENARIOS:-"small 16k churn l4"} VARIANTS=${VARIANTS:-pinned}
-export CANDIDATE_NAME=strait CANDIDATE_PORT=19005 CANDIDATE_TCP_PORT=19025
+export SCENARIOS=${SCENARIOS:-"small 16k h2c churn l4"} VARIANTS=${VARIANTS:-pinned}
+export CANDIDATE_NAME=strait CANDIDATE_PORT=19005 CANDIDATE_H2C_PORT=19006 CANDIDATE_TCP_PORT=19025
 STRAIT_BIN=$(pwd)/target/release/strait
 export STRAIT_BIN
 # Single quotes: the harness expands these variables when it starts the candidate.
@@ -42,12 +42,23 @@ name = "http"
 address = "127.0.0.1:$CANDIDATE_PORT"
 protocol = "http"
 cluster = "origin"
+[[listener]]
+name = "h2c"
+address = "127.0.0.1:$CANDIDATE_H2C_PORT"
+protocols = ["h2c"]
+[[listener.route]]
+name = "all"
+path_prefix = "/"
+cluster = "origin"
 [[cluster]]
 name = "iperf"
 endpoints = [{ address = "$IPERF_ADDR" }]
 [[cluster]]
 name = "origin"
 endpoints = [{ address = "$BACKEND_ADDR" }]
+# As many idle keep-alive connections as NGINX keeps in this run (keepalive 1024): an h2c
+# client with 16 x 32 streams in flight needs ~512 upstream HTTP/1.1 connections.
+pool_max_idle = 1024
 TOML
 exec "$STRAIT_BIN" run --config "$cfg" ${STRAIT_FLAGS:-}'
 exec bash "$harness"

@@ -578,7 +578,10 @@ fn check_listener_kind(
         ListenerProtocol::Auto => accepted.tcp,
     };
     match (needs_http, &l.http) {
-        (true, Some(http)) => http::check_listener(http, at, clusters, issue),
+        (true, Some(http)) => {
+            http::check_listener(http, at, clusters, issue);
+            tls::check_h2(&http.h2, &format!("{at}.h2"), issue);
+        }
         (true, None) if l.protocol == ListenerProtocol::Http => issue(
             format!("{at}.route"),
             "an http listener forwards through its routes (a `cluster` becomes a catch-all route)"
@@ -586,7 +589,9 @@ fn check_listener_kind(
         ),
         (true, None) => issue(
             format!("{at}.route"),
-            "a listener accepting http1, h2c or HTTP over TLS needs routes (or a `cluster`)".into(),
+            "a listener accepting http1, h2c or HTTP over TLS needs at least one route (on a \
+             sniffing listener, `cluster` only receives raw TCP)"
+                .into(),
         ),
         (false, Some(_)) => issue(
             format!("{at}.route"),
@@ -676,6 +681,9 @@ fn tls_checks(
         );
     }
     for (j, a) in t.alpn.iter().enumerate() {
+        if t.alpn[..j].contains(a) {
+            issue(format!("{at}.alpn[{j}]"), format!("{a:?} is listed twice"));
+        }
         if a.is_empty() || a.len() > 255 {
             issue(
                 format!("{at}.alpn[{j}]"),
@@ -686,6 +694,19 @@ fn tls_checks(
                 format!("{at}.alpn[{j}]"),
                 format!("{a:?} needs HTTP routes on this listener"),
             );
+        }
+    }
+    for (j, c) in t.certificates.iter().enumerate() {
+        for name in &c.server_names {
+            if t.certificates[..j]
+                .iter()
+                .any(|o| o.server_names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+            {
+                issue(
+                    format!("{at}.certificate[{j}].server_names"),
+                    format!("{name:?} is already served by an earlier certificate"),
+                );
+            }
         }
     }
     if t.handshake_timeout.is_zero() {
@@ -901,6 +922,43 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn h2_settings_alpn_and_certificate_names_are_checked_for_configs_built_in_code() {
+        let mut c =
+            test_support::one_listener(ListenerProtocol::Http, "127.0.0.1:0", "127.0.0.1:9");
+        let l = &mut c.listeners[0];
+        if let Some(http) = l.http.as_mut() {
+            http.h2.max_frame_size = 1000;
+            http.h2.initial_stream_window = 10;
+            http.h2.max_concurrent_streams = 0;
+        }
+        let cert = |name: &str| CertificateConfig {
+            cert: "c.pem".into(),
+            key: "k.pem".into(),
+            server_names: vec![name.into()],
+        };
+        l.tls = Some(Box::new(TlsListenerConfig {
+            certificates: vec![cert("a.test"), cert("A.test")],
+            min_version: TlsVersion::Tls12,
+            alpn: vec!["h2".into(), "h2".into()],
+            session_tickets: true,
+            handshake_timeout: std::time::Duration::from_secs(1),
+            passthrough: Vec::new(),
+        }));
+        let issues = c.validate().expect_err("invalid");
+        let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "listener[0].h2.max_concurrent_streams",
+                "listener[0].h2.initial_stream_window",
+                "listener[0].h2.max_frame_size",
+                "listener[0].tls.alpn[1]",
+                "listener[0].tls.certificate[1].server_names",
+            ]
+        );
+    }
 
     #[test]
     fn core_lists_parse_ranges_singles_and_all() {

@@ -161,6 +161,53 @@ pub struct H2Settings {
     pub max_send_buffer: usize,
 }
 
+/// The ranges RFC 9113 allows, and bounds that keep a connection's memory in check (the TOML
+/// loader reports the same with positions; this is the net for configurations built in code).
+pub(super) fn check_h2(h: &H2Settings, at: &str, issue: &mut dyn FnMut(String, String)) {
+    const WINDOW: std::ops::RangeInclusive<u32> = 65_535..=(1 << 31) - 1;
+    if h.max_concurrent_streams == 0 {
+        issue(
+            format!("{at}.max_concurrent_streams"),
+            "must be at least 1".into(),
+        );
+    }
+    for (key, v) in [
+        ("initial_stream_window", h.initial_stream_window),
+        ("initial_connection_window", h.initial_connection_window),
+    ] {
+        if !WINDOW.contains(&v) {
+            issue(
+                format!("{at}.{key}"),
+                "must be between 65535 and 2147483647 bytes (RFC 9113 §6.9.2)".into(),
+            );
+        }
+    }
+    if !(16_384..=16_777_215).contains(&h.max_frame_size) {
+        issue(
+            format!("{at}.max_frame_size"),
+            "must be between 16384 and 16777215 bytes (RFC 9113 §4.2)".into(),
+        );
+    }
+    if !(1..=10_000).contains(&h.max_pending_accept_reset_streams) {
+        issue(
+            format!("{at}.max_pending_accept_reset_streams"),
+            "must be between 1 and 10000".into(),
+        );
+    }
+    if !(1..=100_000).contains(&h.max_local_error_reset_streams) {
+        issue(
+            format!("{at}.max_local_error_reset_streams"),
+            "must be between 1 and 100000".into(),
+        );
+    }
+    if !(16 * 1024..=16 * 1024 * 1024).contains(&h.max_send_buffer) {
+        issue(
+            format!("{at}.max_send_buffer"),
+            "must be between 16KiB and 16MiB".into(),
+        );
+    }
+}
+
 pub mod defaults {
     use std::time::Duration;
 

@@ -687,3 +687,149 @@ fn three_hundred_concurrent_streams_share_few_tls_connections() {
     );
     assert_eq!(origin.requests().len(), 300);
 }
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1 clusters over TLS (`protocol = "http1"` with `[cluster.tls]`).
+
+/// An HTTPS HTTP/1.1 origin (tokio-rustls, ALPN `http/1.1`): answers every request with
+/// `<sni> <method> <path> <body length>`, keeps connections alive, and counts connections.
+struct Https1Origin {
+    addr: SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Https1Origin {
+    fn start(leaf: &Leaf) -> Https1Origin {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut config = leaf.server_config();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind origin");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                loop {
+                    let Ok((tcp, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let acceptor = acceptor.clone();
+                    let counted = counted.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        let sni = tls.get_ref().1.server_name().unwrap_or("-").to_string();
+                        let mut buf = Vec::new();
+                        loop {
+                            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                                let mut chunk = [0u8; 4096];
+                                match tls.read(&mut chunk).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                                }
+                                continue;
+                            };
+                            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                            let mut lines = head.split("\r\n");
+                            let first = lines.next().unwrap_or("");
+                            let length: usize = lines
+                                .filter_map(|l| l.split_once(':'))
+                                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                                .and_then(|(_, v)| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            while buf.len() < end + 4 + length {
+                                let mut chunk = [0u8; 65536];
+                                match tls.read(&mut chunk).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                                }
+                            }
+                            let mut parts = first.split(' ');
+                            let (method, path) =
+                                (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                            let body = format!("{sni} {method} {path} {length}");
+                            let response = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if tls.write_all(response.as_bytes()).await.is_err() {
+                                return;
+                            }
+                            buf.drain(..end + 4 + length);
+                        }
+                    });
+                }
+            });
+        });
+        Https1Origin { addr, connections }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[test]
+fn an_http1_cluster_over_tls_is_verified_and_pooled() {
+    let pki = Pki::new();
+    let origin = Https1Origin::start(&pki.leaf);
+    let proxy = proxy(&format!(
+        "[[cluster]]\nname = \"{CLUSTER}\"\nendpoints = [{{ address = \"{}\" }}]\n[cluster.tls]\n{}\n",
+        origin.addr,
+        pki.trust(Some("backend.test"))
+    ));
+    // HTTP/1.1 clients, keep-alive: 20 requests, one upstream TLS connection.
+    let mut conn = RawConn::connect(proxy.listen);
+    for i in 0..20 {
+        conn.send(&get(&format!("/one/{i}"), "app.test"))
+            .expect("send");
+        let r = conn.response().expect("response");
+        assert_eq!(ok_text(&r), (200, format!("backend.test GET /one/{i} 0")));
+    }
+    // A body goes through TLS too.
+    let body = payload(300_000, 7);
+    let post = format!(
+        "POST /upload HTTP/1.1\r\nHost: app.test\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut bytes = post.into_bytes();
+    bytes.extend_from_slice(&body);
+    let r = one_request(proxy.listen, &bytes).expect("POST");
+    assert_eq!(
+        ok_text(&r),
+        (200, "backend.test POST /upload 300000".to_string())
+    );
+    // h2c clients reach the same HTTP/1.1-over-TLS cluster.
+    let (h2, _) = both_clients(proxy.listen, "/both");
+    assert_eq!(h2.0, 200);
+    assert!(h2.1.starts_with("backend.test GET /both/h2c"), "{}", h2.1);
+    assert!(
+        origin.connections() <= 3,
+        "pooled TLS connections are reused: {} opened",
+        origin.connections()
+    );
+}
+
+#[test]
+fn an_http1_cluster_over_tls_refuses_an_untrusted_certificate() {
+    let pki = Pki::new();
+    let origin = Https1Origin::start(&pki.stranger);
+    let proxy = proxy(&format!(
+        "[[cluster]]\nname = \"{CLUSTER}\"\nendpoints = [{{ address = \"{}\" }}]\n[cluster.tls]\n{}\n",
+        origin.addr,
+        pki.trust(Some("backend.test"))
+    ));
+    let r = one_request(proxy.listen, &get("/x", "app.test")).expect("answer");
+    check_proxy_error(&r, 502).unwrap();
+    assert!(wait_protocol_errors(&proxy) > 0.0);
+}

@@ -485,16 +485,14 @@ impl Config {
                      SNI from `host` or the endpoint address)"
                         .into(),
                 ),
-                (UpstreamProtocol::H2, Some(t)) if t.insecure && t.ca_file.is_some() => issue(
+                (_, Some(t)) if t.insecure && t.ca_file.is_some() => issue(
                     format!("cluster[{i}].tls.insecure"),
                     "`insecure` skips verification, so `ca_file` would be ignored: give one of them"
                         .into(),
                 ),
-                (UpstreamProtocol::Http1 | UpstreamProtocol::H2c, Some(_)) => issue(
+                (UpstreamProtocol::H2c, Some(_)) => issue(
                     format!("cluster[{i}].tls"),
-                    "TLS to upstreams needs protocol = \"h2\" (HTTP/1.1 over TLS to upstreams is \
-                     not supported yet)"
-                        .into(),
+                    "h2c is HTTP/2 in clear text: use protocol = \"h2\" for HTTP/2 over TLS".into(),
                 ),
                 _ => {}
             }

@@ -52,7 +52,7 @@ impl std::fmt::Display for StartError {
             StartError::AccessLog(target, e) => {
                 write!(f, "access_log: cannot open {target}: {e}")
             }
-            StartError::Tls { listener, error } if listener.starts_with("cluster ") => {
+            StartError::Tls { listener, error } if listener.starts_with("cluster \"") => {
                 write!(f, "{listener}: TLS: {error}")
             }
             StartError::Tls { listener, error } => {

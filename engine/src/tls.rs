@@ -276,8 +276,8 @@ impl ListenerTls {
         let mut upstream = Vec::new();
         for (i, c) in config.clusters.iter().enumerate() {
             let Some(t) = &c.http.tls else { continue };
-            let built =
-                client_config(t).map_err(|e| (format!("cluster {}", c.name), e.to_string()))?;
+            let built = client_config(t, c.http.protocol)
+                .map_err(|e| (format!("cluster {:?}", c.name), e.to_string()))?;
             if t.insecure {
                 tracing::warn!(cluster = %c.name, "upstream TLS certificates are not verified (insecure = true)");
             }
@@ -409,10 +409,12 @@ const SYSTEM_CA_BUNDLES: [&str; 4] = [
     "/etc/ssl/ca-bundle.pem",
 ];
 
-/// The rustls client configuration for a cluster's TLS (`protocol = "h2"`): trusted roots from
-/// `ca_file` or the system bundle (or no verification with `insecure`), ALPN `h2`.
+/// The rustls client configuration for a cluster's TLS: trusted roots from `ca_file` or the
+/// system bundle (or no verification with `insecure`), ALPN `h2` for `protocol = "h2"` and
+/// `http/1.1` for HTTP/1.1 clusters.
 pub fn client_config(
     t: &crate::config::UpstreamTlsConfig,
+    protocol: crate::config::UpstreamProtocol,
 ) -> Result<rustls::ClientConfig, CertificateError> {
     let provider = Arc::new(provider::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -457,7 +459,10 @@ pub fn client_config(
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = match protocol {
+        crate::config::UpstreamProtocol::H2 => vec![b"h2".to_vec()],
+        _ => vec![b"http/1.1".to_vec()],
+    };
     Ok(config)
 }
 
@@ -510,9 +515,10 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
     }
 }
 
-/// TLS to an endpoint of an h2 cluster over a connected socket: SNI and verification by the
-/// cluster's `server_name`, else its `host`, else the endpoint's IP address; ALPN must agree on
-/// `h2`. Failures are counted as upstream protocol errors and logged at debug.
+/// TLS to an endpoint of a cluster over a connected socket: SNI and verification by the
+/// cluster's `server_name`, else its `host`, else the endpoint's IP address. An h2 cluster's
+/// endpoint must agree on `h2` by ALPN; an HTTP/1.1 cluster's may agree on `http/1.1` or skip
+/// ALPN. Failures are counted as upstream protocol errors and logged at debug.
 pub(crate) async fn connect_upstream(
     ctx: &crate::core::CoreContext,
     cluster: usize,
@@ -542,11 +548,19 @@ pub(crate) async fn connect_upstream(
     };
     let counters = &ctx.stats.cluster_http[cluster];
     match crate::tls_stream::connect(config, tcp, server_name, c.connect_timeout).await {
-        Ok(tls) if tls.alpn().as_deref() == Some(b"h2") => Some(tls),
-        Ok(_) => {
-            counters.upstream_protocol_errors.inc();
-            tracing::debug!(cluster = %c.name, endpoint = %address, "upstream did not agree to h2 by ALPN");
-            None
+        Ok(tls) => {
+            let agreed = tls.alpn();
+            let fits = match c.http.protocol {
+                crate::config::UpstreamProtocol::H2 => agreed.as_deref() == Some(b"h2"),
+                _ => matches!(agreed.as_deref(), None | Some(b"http/1.1")),
+            };
+            if fits {
+                Some(tls)
+            } else {
+                counters.upstream_protocol_errors.inc();
+                tracing::debug!(cluster = %c.name, endpoint = %address, "upstream did not agree on the cluster's protocol by ALPN");
+                None
+            }
         }
         Err(reason) => {
             counters.upstream_protocol_errors.inc();

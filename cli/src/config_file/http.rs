@@ -166,12 +166,13 @@ pub(super) fn upstream(
             // Defaults: the system's CAs, SNI from `host` or the endpoint address.
             http.tls = Some(Default::default());
         }
-        (_, Some(f)) => f.error(
+        (strait_engine::config::UpstreamProtocol::H2c, Some(f)) => f.error(
             ctx,
-            "TLS to upstreams needs protocol = \"h2\" on this cluster (HTTP/1.1 over TLS to \
-             upstreams is not supported yet)"
+            "h2c is HTTP/2 in clear text: use protocol = \"h2\" for HTTP/2 over TLS (or \
+             \"http1\" for HTTP/1.1 over TLS)"
                 .to_string(),
         ),
+        (_, Some(f)) => http.tls = super::tls::upstream_tls(ctx, f, base),
         (_, None) => {}
     }
 }

@@ -880,6 +880,7 @@ cluster = "plain"
 
 [[cluster]]
 name = "plain"
+protocol = "h2c"
 endpoints = [{ address = "127.0.0.1:9000" }]
 tls = { insecure = true }
 
@@ -898,15 +899,15 @@ tls = { ca_file = "nope.pem", server_name = "bad name" }
     assert_eq!(
         dir.errors(bad),
         [
-            "DIR/strait.toml:10:7: cluster[0].tls: TLS to upstreams needs protocol = \"h2\" on \
-             this cluster (HTTP/1.1 over TLS to upstreams is not supported yet)",
-            "DIR/strait.toml:16:40: cluster[1].tls.insecure: `insecure = true` skips certificate \
+            "DIR/strait.toml:11:7: cluster[0].tls: h2c is HTTP/2 in clear text: use protocol = \
+             \"h2\" for HTTP/2 over TLS (or \"http1\" for HTTP/1.1 over TLS)",
+            "DIR/strait.toml:17:40: cluster[1].tls.insecure: `insecure = true` skips certificate \
              verification, so `ca_file` would be ignored: give one of them",
-            "DIR/strait.toml:16:46: cluster[1].tls.sni: unknown key \"sni\"; valid keys in \
+            "DIR/strait.toml:17:46: cluster[1].tls.sni: unknown key \"sni\"; valid keys in \
              [cluster.tls]: \"server_name\", \"ca_file\", \"insecure\"",
-            "DIR/strait.toml:22:19: cluster[2].tls.ca_file: cannot read \"DIR/nope.pem\": No such \
+            "DIR/strait.toml:23:19: cluster[2].tls.ca_file: cannot read \"DIR/nope.pem\": No such \
              file or directory",
-            "DIR/strait.toml:22:45: cluster[2].tls.server_name: invalid server name \"bad name\": \
+            "DIR/strait.toml:23:45: cluster[2].tls.server_name: invalid server name \"bad name\": \
              expected a DNS name or an IP address",
         ]
     );

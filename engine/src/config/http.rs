@@ -180,7 +180,8 @@ pub struct UpstreamHttpConfig {
     pub max_connections_per_endpoint: u32,
     /// HTTP version spoken to the endpoints.
     pub protocol: super::UpstreamProtocol,
-    /// TLS to the endpoints; present exactly when `protocol` is `H2`.
+    /// TLS to the endpoints: always with `H2`, optional with `Http1` (HTTPS upstreams), never
+    /// with `H2c`.
     pub tls: Option<super::UpstreamTlsConfig>,
 }
 

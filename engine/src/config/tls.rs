@@ -260,7 +260,7 @@ impl UpstreamProtocol {
     }
 }
 
-/// TLS to a cluster's endpoints (with `protocol = "h2"`).
+/// TLS to a cluster's endpoints (`protocol = "h2"`, or HTTP/1.1 clusters with `tls`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpstreamTlsConfig {
     /// SNI and the name the certificate must carry; default: the cluster's `host` (without

@@ -14,6 +14,7 @@ pub(crate) mod pool;
 pub(crate) mod proxy;
 pub(crate) mod route;
 pub(crate) mod tunnel;
+pub(crate) mod upstream_conn;
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;

@@ -6,18 +6,17 @@
 //! write requests (the proxy does), be shared with another core, or keep a connection whose
 //! last response was not read to its end.
 
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
+use super::upstream_conn::UpstreamConn;
 use strait_protocols::relay::sys;
 
 use crate::config::Config;
 use crate::stats::CoreStats;
 
 struct Idle {
-    stream: TcpStream,
+    stream: UpstreamConn,
     since: Instant,
 }
 
@@ -99,7 +98,7 @@ impl Pools {
         endpoint: usize,
         now: Instant,
         reuse: Reuse,
-    ) -> (Checkout, Option<TcpStream>) {
+    ) -> (Checkout, Option<UpstreamConn>) {
         let Some(pool) = self
             .endpoints
             .get_mut(cluster)
@@ -124,7 +123,7 @@ impl Pools {
             let Some(idle) = pool.idle.pop() else { break };
             counters.pool_idle.dec();
             let fresh = now.saturating_duration_since(idle.since) < idle_timeout;
-            if fresh && sys::idle_stream_usable(idle.stream.as_raw_fd()) {
+            if fresh && sys::idle_stream_usable(idle.stream.fd()) {
                 return (Checkout::Reused, Some(idle.stream));
             }
             // Closed (or about to be) by the upstream, or too old: never send a request on it.
@@ -142,7 +141,7 @@ impl Pools {
 
     /// Returns a connection whose last response was read completely and that may carry another
     /// request.
-    pub fn checkin(&mut self, cluster: usize, endpoint: usize, stream: TcpStream, now: Instant) {
+    pub fn checkin(&mut self, cluster: usize, endpoint: usize, stream: UpstreamConn, now: Instant) {
         let max_idle = self.limits.get(cluster).map_or(0, |l| l.0);
         if let Some(pool) = self
             .endpoints
@@ -224,7 +223,7 @@ pub(crate) async fn upstream_connection(
     tried: &mut strait_balancer::TriedSet,
     any_full: &mut bool,
     reuse: Reuse,
-) -> Option<(TcpStream, usize, bool)> {
+) -> Option<(UpstreamConn, usize, bool)> {
     use strait_balancer::Balancer;
     let attempts = ctx.config.clusters[cluster].connect_attempts;
     let counters = &ctx.stats.cluster_http[cluster];
@@ -255,7 +254,7 @@ pub(crate) async fn upstream_connection(
             }
         }
         connects += 1;
-        match crate::tcp_proxy::connect_endpoint(ctx, cluster, endpoint).await {
+        match connect(ctx, cluster, endpoint).await {
             Some(stream) => {
                 counters.pool_misses.inc();
                 return Some((stream, endpoint, false));
@@ -264,4 +263,18 @@ pub(crate) async fn upstream_connection(
         }
     }
     None
+}
+
+/// A new connection to an endpoint: TCP, then TLS when the cluster has `tls`.
+async fn connect(
+    ctx: &crate::core::CoreContext,
+    cluster: usize,
+    endpoint: usize,
+) -> Option<UpstreamConn> {
+    let stream = crate::tcp_proxy::connect_endpoint(ctx, cluster, endpoint).await?;
+    if ctx.config.clusters[cluster].http.tls.is_none() {
+        return Some(UpstreamConn::Plain(stream));
+    }
+    let tls = crate::tls::connect_upstream(ctx, cluster, endpoint, stream).await?;
+    Some(UpstreamConn::Tls(Box::new(tls)))
 }

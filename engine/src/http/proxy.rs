@@ -32,15 +32,16 @@ use tracing::debug;
 
 use super::access_log::AccessRecord;
 use super::head::{self, ClientFraming, ClientResponse, LocalResponse, Upgrade, UpstreamRequest};
-use super::pool::{Checkout, Reuse};
+use super::pool::Reuse;
 use super::route::rewrite_path;
 use super::tunnel;
+use super::upstream_conn::UpstreamConn;
 use super::HttpListenerState;
 use crate::client_stream::{read_more, ClientStream, TimedOut};
 use crate::config::{HttpListenerConfig, RouteAction, RouteConfig};
 use crate::core::CoreContext;
 use crate::stats::RouteCounters;
-use crate::tcp_proxy::{connect_endpoint, ConnectionGuard};
+use crate::tcp_proxy::ConnectionGuard;
 
 mod to_h2c;
 
@@ -880,7 +881,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
             x.upstream = Some(endpoint_address);
             ctx.open_sockets
                 .borrow_mut()
-                .set_upstream(self.slot, upstream.as_raw_fd());
+                .set_upstream(self.slot, upstream.fd());
 
             // 2. The request head and body.
             let sent = self
@@ -1011,46 +1012,8 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         tried: &mut TriedSet,
         any_full: &mut bool,
         reuse: Reuse,
-    ) -> Option<(TcpStream, usize, bool)> {
-        let ctx = self.ctx;
-        let attempts = ctx.config.clusters[cluster].connect_attempts;
-        let counters = &ctx.stats.cluster_http[cluster];
-        let mut connects = 0;
-        while connects < attempts {
-            let picked = ctx.balancers[cluster]
-                .borrow_mut()
-                .pick(&|i| tried.contains(i));
-            let endpoint = picked?;
-            let (checkout, stream) =
-                ctx.http
-                    .pools
-                    .borrow_mut()
-                    .checkout(cluster, endpoint, Instant::now(), reuse);
-            match (checkout, stream) {
-                (Checkout::Reused, Some(stream)) => {
-                    // Not marked tried: the retry path may come back to this endpoint.
-                    counters.pool_hits.inc();
-                    return Some((stream, endpoint, true));
-                }
-                (Checkout::Full, _) => {
-                    tried.insert(endpoint);
-                    *any_full = true;
-                    continue;
-                }
-                _ => {
-                    tried.insert(endpoint);
-                }
-            }
-            connects += 1;
-            match connect_endpoint(ctx, cluster, endpoint).await {
-                Some(stream) => {
-                    counters.pool_misses.inc();
-                    return Some((stream, endpoint, false));
-                }
-                None => ctx.http.pools.borrow_mut().closed(cluster, endpoint),
-            }
-        }
-        None
+    ) -> Option<(UpstreamConn, usize, bool)> {
+        super::pool::upstream_connection(self.ctx, cluster, tried, any_full, reuse).await
     }
 
     /// A 101 to a WebSocket upgrade: its head goes to the client, then [`Next::Upgrade`] makes
@@ -1061,7 +1024,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         route: &RouteConfig,
         cluster: usize,
         endpoint: usize,
-        upstream: TcpStream,
+        upstream: UpstreamConn,
     ) -> Forwarded {
         let ctx = self.ctx;
         let websocket = response_head(&self.response)
@@ -1106,8 +1069,8 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         Forwarded::Done(Next::Upgrade)
     }
 
-    fn discard(&self, cluster: usize, endpoint: usize, upstream: TcpStream) {
-        let _ = sys::set_linger_zero(upstream.as_raw_fd());
+    fn discard(&self, cluster: usize, endpoint: usize, upstream: UpstreamConn) {
+        let _ = sys::set_linger_zero(upstream.fd());
         drop(upstream);
         self.ctx.http.pools.borrow_mut().closed(cluster, endpoint);
         self.ctx
@@ -1125,7 +1088,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         route: &RouteConfig,
         cluster: usize,
         endpoint: SocketAddr,
-        upstream: &mut TcpStream,
+        upstream: &mut UpstreamConn,
         head_len: usize,
         max_body: u64,
         upgrade: bool,
@@ -1241,7 +1204,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         }
     }
 
-    async fn flush_upstream(&mut self, upstream: &mut TcpStream) -> Result<(), SendError> {
+    async fn flush_upstream(&mut self, upstream: &mut UpstreamConn) -> Result<(), SendError> {
         if self.out.is_empty() {
             return Ok(());
         }
@@ -1261,7 +1224,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
     /// `self.response` holds it and `upbuf` starts with it.
     async fn read_response_head(
         &mut self,
-        upstream: &mut TcpStream,
+        upstream: &mut UpstreamConn,
         context: ResponseContext,
     ) -> Result<(), ResponseFault> {
         self.upbuf.clear();
@@ -1324,7 +1287,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         route: &RouteConfig,
         cluster: usize,
         endpoint: usize,
-        mut upstream: TcpStream,
+        mut upstream: UpstreamConn,
         keep_alive: bool,
         // False when the request was not sent whole: the connection must not carry another.
         reusable: bool,

@@ -15,12 +15,11 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
-use monoio::net::TcpStream;
+use super::upstream_conn::UpstreamConn;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use strait_protocols::relay::sys;
 use tracing::debug;
 
@@ -29,7 +28,7 @@ use crate::core::CoreContext;
 
 /// The upstream side of a tunnel, and where its pool accounting goes back to.
 pub(crate) struct Upstream {
-    pub stream: TcpStream,
+    pub stream: UpstreamConn,
     pub cluster: usize,
     pub endpoint: usize,
 }
@@ -74,9 +73,9 @@ pub(crate) async fn run<C: ClientStream>(
     to_client: Vec<u8>,
 ) -> End {
     let client_fd = client.fd();
-    let upstream_fd = upstream.stream.as_raw_fd();
+    let upstream_fd = upstream.stream.fd();
     let (client_read, client_write) = client.into_halves();
-    let (upstream_read, upstream_write) = upstream.stream.into_split();
+    let (upstream_read, upstream_write) = upstream.stream.into_halves();
     let last_active = Cell::new(Instant::now());
     let end = {
         let mut up = std::pin::pin!(pump(

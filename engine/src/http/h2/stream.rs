@@ -11,12 +11,12 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::http::upstream_conn::UpstreamConn;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
 use strait_balancer::TriedSet;
 use strait_protocols::http1::{
     BodyDecoder, Event, Method, ResponseContext, ResponseFraming, ResponseHead,
@@ -593,9 +593,8 @@ impl Forward<'_> {
         outcome
     }
 
-    fn discard(&self, ctx: &crate::core::CoreContext, endpoint: usize, upstream: TcpStream) {
-        use std::os::fd::AsRawFd;
-        let _ = sys::set_linger_zero(upstream.as_raw_fd());
+    fn discard(&self, ctx: &crate::core::CoreContext, endpoint: usize, upstream: UpstreamConn) {
+        let _ = sys::set_linger_zero(upstream.fd());
         drop(upstream);
         ctx.http.pools.borrow_mut().closed(self.cluster, endpoint);
     }
@@ -606,7 +605,7 @@ impl Forward<'_> {
     async fn send_h1_body(
         &self,
         incoming: &mut Incoming,
-        upstream: &mut TcpStream,
+        upstream: &mut UpstreamConn,
         framing: H1Body,
         t: &crate::config::HttpTimeouts,
         ctx: &crate::core::CoreContext,
@@ -678,7 +677,7 @@ impl Forward<'_> {
     async fn relay_h1_response(
         &self,
         respond: &mut SendResponse<Bytes>,
-        upstream: &mut TcpStream,
+        upstream: &mut UpstreamConn,
         upbuf: &mut Vec<u8>,
         consumed: usize,
         head: &ResponseHead,
@@ -973,7 +972,7 @@ enum HeadError {
 /// Reads an HTTP/1.1 response head into `upbuf`, skipping interim 1xx responses (h2 clients
 /// get none from us; 100-continue is handled by flow control). Returns the head's length.
 async fn read_response_head(
-    upstream: &mut TcpStream,
+    upstream: &mut UpstreamConn,
     upbuf: &mut Vec<u8>,
     head: &mut ResponseHead,
     method: Method,

@@ -275,6 +275,7 @@ async fn connect(
     if ctx.config.clusters[cluster].http.tls.is_none() {
         return Some(UpstreamConn::Plain(stream));
     }
-    let tls = crate::tls::connect_upstream(ctx, cluster, endpoint, stream).await?;
+    // Boxed: the handshake's state would otherwise sit in every HTTP connection's task.
+    let tls = Box::pin(crate::tls::connect_upstream(ctx, cluster, endpoint, stream)).await?;
     Some(UpstreamConn::Tls(Box::new(tls)))
 }

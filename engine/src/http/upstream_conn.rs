@@ -1,7 +1,9 @@
 //! One connection of the HTTP/1.1 upstream pools: clear text, or TLS to a cluster with `tls`.
 //!
 //! Owns: dispatching reads, writes and splits to the socket or to the TLS stream, so the proxy,
-//! the pools and the WebSocket tunnel handle both kinds alike. Must not: add buffering (a TLS
+//! the pools and the WebSocket tunnel handle both kinds alike. The TLS operations' futures are
+//! boxed: inline, every clear-text read and write future (and so every HTTP connection's task)
+//! would be as large as a TLS one. Must not: add buffering (a TLS
 //! connection's records live in rustls) or decide reuse (the pools and the proxy do).
 
 use std::io;
@@ -49,14 +51,14 @@ impl AsyncReadRent for UpstreamConn {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.read(buf).await,
-            UpstreamConn::Tls(t) => t.read(buf).await,
+            UpstreamConn::Tls(t) => Box::pin(t.read(buf)).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.readv(buf).await,
-            UpstreamConn::Tls(t) => t.readv(buf).await,
+            UpstreamConn::Tls(t) => Box::pin(t.readv(buf)).await,
         }
     }
 }
@@ -65,28 +67,28 @@ impl AsyncWriteRent for UpstreamConn {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.write(buf).await,
-            UpstreamConn::Tls(t) => t.write(buf).await,
+            UpstreamConn::Tls(t) => Box::pin(t.write(buf)).await,
         }
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.writev(buf).await,
-            UpstreamConn::Tls(t) => t.writev(buf).await,
+            UpstreamConn::Tls(t) => Box::pin(t.writev(buf)).await,
         }
     }
 
     async fn flush(&mut self) -> io::Result<()> {
         match self {
             UpstreamConn::Plain(s) => s.flush().await,
-            UpstreamConn::Tls(t) => t.flush().await,
+            UpstreamConn::Tls(t) => Box::pin(t.flush()).await,
         }
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
         match self {
             UpstreamConn::Plain(s) => s.shutdown().await,
-            UpstreamConn::Tls(t) => t.shutdown().await,
+            UpstreamConn::Tls(t) => Box::pin(t.shutdown()).await,
         }
     }
 }
@@ -105,14 +107,14 @@ impl AsyncReadRent for UpstreamRead {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamRead::Plain(s) => s.read(buf).await,
-            UpstreamRead::Tls(t) => t.read(buf).await,
+            UpstreamRead::Tls(t) => Box::pin(t.read(buf)).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamRead::Plain(s) => s.readv(buf).await,
-            UpstreamRead::Tls(t) => t.readv(buf).await,
+            UpstreamRead::Tls(t) => Box::pin(t.readv(buf)).await,
         }
     }
 }
@@ -121,28 +123,28 @@ impl AsyncWriteRent for UpstreamWrite {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamWrite::Plain(s) => s.write(buf).await,
-            UpstreamWrite::Tls(t) => t.write(buf).await,
+            UpstreamWrite::Tls(t) => Box::pin(t.write(buf)).await,
         }
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamWrite::Plain(s) => s.writev(buf).await,
-            UpstreamWrite::Tls(t) => t.writev(buf).await,
+            UpstreamWrite::Tls(t) => Box::pin(t.writev(buf)).await,
         }
     }
 
     async fn flush(&mut self) -> io::Result<()> {
         match self {
             UpstreamWrite::Plain(s) => s.flush().await,
-            UpstreamWrite::Tls(t) => t.flush().await,
+            UpstreamWrite::Tls(t) => Box::pin(t.flush()).await,
         }
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
         match self {
             UpstreamWrite::Plain(s) => s.shutdown().await,
-            UpstreamWrite::Tls(t) => t.shutdown().await,
+            UpstreamWrite::Tls(t) => Box::pin(t.shutdown()).await,
         }
     }
 }

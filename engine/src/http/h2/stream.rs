@@ -114,6 +114,9 @@ struct Exchange {
     upstream: Option<std::net::SocketAddr>,
     upstream_micros: Option<u64>,
     fault: Option<Fault>,
+    /// Kept for the access log when the request's fields go upstream (only when logging).
+    user_agent: Option<HeaderValue>,
+    referer: Option<HeaderValue>,
 }
 
 /// Decrements the connection's active stream count however the task ends.
@@ -206,7 +209,13 @@ pub(super) async fn serve(
         upstream: None,
         upstream_micros: None,
         fault: None,
+        user_agent: None,
+        referer: None,
     };
+    if ctx.http.logging {
+        x.user_agent = parts.headers.get("user-agent").cloned();
+        x.referer = parts.headers.get("referer").cloned();
+    }
     let grpc = fields::is_grpc(&parts.headers);
     let deadline = fields::grpc_timeout(&parts.headers).map(|t| x.started + t);
     let mut incoming = Incoming {
@@ -279,7 +288,8 @@ pub(super) async fn serve(
                         let host_override = ctx.config.clusters[cluster].http.host.clone();
                         let upstream_host =
                             host_override.or_else(|| forwarding_host.map(str::to_string));
-                        let mut fwd_headers = incoming.parts.headers.clone();
+                        // Moved, not copied: the access log kept what it needs above.
+                        let mut fwd_headers = std::mem::take(&mut incoming.parts.headers);
                         fields::forward_request_fields(&mut fwd_headers, &forwarding);
                         let job = Forward {
                             conn: &conn,
@@ -450,7 +460,7 @@ impl Forward<'_> {
         let framing = if bodiless {
             H1Body::None
         } else {
-            match content_length(&incoming.parts.headers) {
+            match content_length(&self.headers) {
                 Some(n) => H1Body::ContentLength(n),
                 None => H1Body::Chunked,
             }
@@ -1031,12 +1041,9 @@ fn finish(conn: &H2Conn, x: &Exchange, parts: &http::request::Parts, route: Opti
     if !log.wants(x.status) {
         return;
     }
-    let field = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .map_or(&b""[..], HeaderValue::as_bytes)
-    };
+    fn field(v: &Option<HeaderValue>) -> &[u8] {
+        v.as_ref().map_or(&b""[..], HeaderValue::as_bytes)
+    }
     log.log(&AccessRecord {
         time: x.time,
         listener: &ctx.config.listeners[conn.listener_index].name,
@@ -1059,8 +1066,8 @@ fn finish(conn: &H2Conn, x: &Exchange, parts: &http::request::Parts, route: Opti
         upstream: x.upstream,
         upstream_micros: x.upstream_micros,
         total_micros: micros,
-        user_agent: field("user-agent"),
-        referer: field("referer"),
+        user_agent: field(&x.user_agent),
+        referer: field(&x.referer),
         error: x.fault.map_or("", Fault::cause),
     });
 }

@@ -1041,3 +1041,126 @@ fn h2_over_tls_by_alpn_to_both_kinds_of_origin() {
     assert_eq!(handshakes, 1.0);
     drop(cert);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Client resets release upstream work at once.
+
+/// An HTTP/1.1 "origin" that reads requests and never answers, counting the connections open.
+fn silent_origin() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let open = Arc::new(AtomicUsize::new(0));
+    let counted = open.clone();
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let counted = counted.clone();
+            counted.fetch_add(1, Ordering::SeqCst);
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+                counted.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, open)
+}
+
+/// A client that resets streams waiting on a slow upstream frees the upstream connections at
+/// once (rapid reset must not pile up upstream work), and the proxy keeps serving.
+#[test]
+fn client_resets_release_upstream_connections_at_once() {
+    use std::sync::atomic::Ordering;
+    let (origin, open) = silent_origin();
+    let proxy = proxy(Setup {
+        h1: Some(origin),
+        ..Setup::default()
+    });
+    let addr = proxy.listen;
+    block_on(Duration::from_secs(20), async move {
+        let client = h2c_connect(addr).await;
+        let mut held = Vec::new();
+        for i in 0..40 {
+            let mut send = client.send.clone().ready().await.expect("ready");
+            let request = http::Request::builder()
+                .uri(format!("http://slow.test/h1/wait/{i}"))
+                .body(())
+                .expect("request");
+            let (response, _) = send.send_request(request, true).expect("send");
+            held.push(response);
+        }
+        // The origin sees them all waiting...
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while open.load(Ordering::SeqCst) < 40 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            open.load(Ordering::SeqCst),
+            40,
+            "every request reached the origin"
+        );
+        // ...then the client resets every stream (dropping a response future resets it).
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            open.load(Ordering::SeqCst),
+            0,
+            "the proxy closed the upstream connections of the reset streams"
+        );
+    });
+}
+
+/// An idle connection gets a graceful GOAWAY after `keepalive_timeout`; a client that never
+/// acknowledges it (h2 waits for the answer to its PING) is still closed a few seconds later,
+/// so it cannot hold the connection forever.
+#[test]
+fn an_idle_client_that_ignores_goaway_is_closed() {
+    use std::io::{Read, Write};
+    let dead = dead_addr();
+    let proxy = config_proxy(
+        &format!(
+            r#"
+[[listener]]
+name = "{LISTENER}"
+address = "LISTEN"
+protocols = ["h2c"]
+keepalive_timeout = "1s"
+
+[[listener.route]]
+name = "all"
+cluster = "c"
+
+[[cluster]]
+name = "c"
+endpoints = [{{ address = "{dead}" }}]
+"#
+        ),
+        &[],
+    );
+    let mut s = std::net::TcpStream::connect(proxy.listen).expect("connect");
+    // The preface and an empty SETTINGS frame, then silence: no SETTINGS ack, no PING answer.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .expect("preface");
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "the proxy never closed the connection");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(12),
+        "closed after {waited:?}"
+    );
+}

@@ -119,10 +119,17 @@ async fn serve_tls(
         // The SNI decides before any TLS work: read the whole ClientHello.
         let mut canceller = None;
         let hello = loop {
-            match tls_hello::parse_client_hello(&first) {
-                Ok(Some(hello)) => break Some(hello),
-                Ok(None) if first.len() < 6 * MAX_CLIENT_HELLO => {}
-                _ => break None,
+            match hello_progress(&first) {
+                // Parsing reassembles the records: done only once the bytes can be complete, so
+                // a hello trickled in tiny records costs linear, not quadratic, work.
+                HelloProgress::Maybe => match tls_hello::parse_client_hello(&first) {
+                    Ok(Some(hello)) => break Some(hello),
+                    Ok(None) if first.len() < 2 * MAX_CLIENT_HELLO => {}
+                    _ => break None,
+                },
+                HelloProgress::NotYet => {}
+                // Not a hello a passthrough route could take: rustls decides what it is.
+                HelloProgress::Refused => break None,
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match client.read_keeping(&mut first, left, &mut canceller).await {
@@ -221,6 +228,62 @@ async fn serve_tls(
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HelloProgress {
+    /// Fewer bytes than the hello's own length: no point parsing yet.
+    NotYet,
+    /// Possibly complete: parse.
+    Maybe,
+    /// Split into more records than any real client uses, or not a hello at all.
+    Refused,
+}
+
+/// Most records a ClientHello may be split into for passthrough routing (real clients use one,
+/// two for very large post-quantum key shares).
+const MAX_HELLO_RECORDS: usize = 16;
+
+/// Whether the buffered TLS bytes can hold the whole ClientHello: the handshake header (the
+/// first 4 payload bytes, possibly split over records) gives the hello's length, and every
+/// record header on the way is counted.
+fn hello_progress(bytes: &[u8]) -> HelloProgress {
+    let (mut at, mut payload, mut records) = (0usize, 0usize, 0usize);
+    let (mut header, mut got) = ([0u8; 4], 0usize);
+    let mut need: Option<usize> = None;
+    loop {
+        if let Some(n) = need {
+            if payload >= 4 + n {
+                return if bytes.len() >= at {
+                    HelloProgress::Maybe
+                } else {
+                    HelloProgress::NotYet
+                };
+            }
+        }
+        let Some(h) = bytes.get(at..at + 5) else {
+            return HelloProgress::NotYet;
+        };
+        records += 1;
+        if records > MAX_HELLO_RECORDS || h[0] != 0x16 {
+            return HelloProgress::Refused;
+        }
+        let len = (h[3] as usize) << 8 | h[4] as usize;
+        let body = &bytes[(at + 5).min(bytes.len())..(at + 5 + len).min(bytes.len())];
+        for &b in body.iter().take(4 - got) {
+            header[got] = b;
+            got += 1;
+        }
+        if got == 4 && need.is_none() {
+            if header[0] != 1 {
+                return HelloProgress::Refused;
+            }
+            need =
+                Some((header[1] as usize) << 16 | (header[2] as usize) << 8 | header[3] as usize);
+        }
+        payload += len;
+        at += 5 + len;
+    }
+}
+
 /// SNI (already lowercase, no trailing dot) against a passthrough route's name.
 fn host_matches(m: &HostMatch, name: &str) -> bool {
     match m {
@@ -244,5 +307,33 @@ mod tests {
         assert!(host_matches(&suffix, "a.b.example.com"));
         assert!(!host_matches(&suffix, "example.com"));
         assert!(host_matches(&HostMatch::Any, "anything"));
+    }
+
+    #[test]
+    fn hello_progress_waits_for_the_whole_hello_and_refuses_tiny_records() {
+        // One record carrying a 10-byte hello (handshake type 1, length 10).
+        let mut one = vec![0x16, 3, 1, 0, 14, 1, 0, 0, 10];
+        assert_eq!(hello_progress(&one[..4]), HelloProgress::NotYet);
+        assert_eq!(hello_progress(&one), HelloProgress::NotYet);
+        one.extend_from_slice(&[0; 10]);
+        assert_eq!(hello_progress(&one), HelloProgress::Maybe);
+        // The same hello in 1-byte records: refused past MAX_HELLO_RECORDS.
+        let mut payload = vec![1u8, 0, 0, 20];
+        payload.extend_from_slice(&[0; 20]);
+        let tiny: Vec<u8> = payload
+            .iter()
+            .flat_map(|&b| [0x16, 3, 1, 0, 1, b])
+            .collect();
+        assert_eq!(hello_progress(&tiny), HelloProgress::Refused);
+        // Two records: waits for the second.
+        let mut two = vec![0x16, 3, 1, 0, 7, 1, 0, 0, 10, 0, 0, 0];
+        assert_eq!(hello_progress(&two), HelloProgress::NotYet);
+        two.extend_from_slice(&[0x16, 3, 1, 0, 7, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(hello_progress(&two), HelloProgress::Maybe);
+        // Not a ClientHello.
+        assert_eq!(
+            hello_progress(&[0x16, 3, 1, 0, 4, 2, 0, 0, 0]),
+            HelloProgress::Refused
+        );
     }
 }

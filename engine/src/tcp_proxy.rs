@@ -78,7 +78,14 @@ pub(crate) async fn serve_to(
         cluster: &stats.clusters[cluster_index],
     };
     if !prefix.is_empty() {
-        if let Err(e) = relay::write_all(&upstream, &prefix).await {
+        // Bounded: an upstream that accepts but never reads must not hold the connection.
+        let written = monoio::time::timeout(
+            cluster.connect_timeout,
+            relay::write_all(&upstream, &prefix),
+        )
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+        if let Err(e) = written {
             stats.listeners[listener_index].upstream_errors.inc();
             debug!(listener = %listener.name, cluster = %cluster.name, error = %e, "cannot send the sniffed bytes upstream");
             abort(&client);
@@ -362,8 +369,9 @@ pub(crate) async fn serve_tls_to(
     };
     if !prefix.is_empty() {
         let n = prefix.len();
-        let (res, _) = upstream.write_all(prefix).await;
-        if res.is_err() {
+        let wait = ctx.config.clusters[cluster_index].connect_timeout;
+        let written = monoio::time::timeout(wait, upstream.write_all(prefix)).await;
+        if !matches!(written, Ok((Ok(_), _))) {
             stats.listeners[listener_index].upstream_errors.inc();
             abort_fd(client.fd());
             abort(&upstream);

@@ -34,6 +34,10 @@ use crate::tcp_proxy::ConnectionGuard;
 
 /// How often an h2 connection looks at the drain flag and its idleness.
 const TICK: Duration = Duration::from_millis(250);
+/// After a graceful GOAWAY with no stream left, how long the client gets to acknowledge it (h2
+/// waits for the answer to its PING) before the connection is dropped: a client that never
+/// answers must not keep it open.
+const GOAWAY_GRACE: Duration = Duration::from_secs(5);
 
 /// What every stream of one client connection shares.
 pub(crate) struct H2Conn {
@@ -117,14 +121,26 @@ where
         active: Cell::new(0),
     });
     let keepalive = config.timeouts.keepalive;
+    // Stream tasks may outlive their stream briefly (a reset is noticed at the task's next
+    // step); past this many, new streams are refused, so resets cannot pile up upstream work.
+    let max_tasks = (config.h2.max_concurrent_streams as usize)
+        .saturating_mul(2)
+        .max(16);
     let mut idle_since = Instant::now();
-    let mut closing = false;
+    let mut closing: Option<Instant> = None;
     let mut tick = std::pin::pin!(monoio::time::sleep(TICK));
     loop {
         monoio::select! {
             next = conn.accept() => match next {
-                Some(Ok((request, respond))) => {
+                Some(Ok((request, mut respond))) => {
                     counters.h2_streams.inc();
+                    if shared.active.get() >= max_tasks {
+                        // Still busy with streams the client already gave up: refuse (the
+                        // client may retry it, RFC 9113 §8.7).
+                        counters.h2_abuse.inc();
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    }
                     shared.active.set(shared.active.get() + 1);
                     monoio::spawn(stream::serve(shared.clone(), request, respond));
                 }
@@ -147,11 +163,22 @@ where
                     idle_since = Instant::now();
                 }
                 let idle = idle_since.elapsed() >= keepalive;
-                if !closing && (ctx.draining.get() || idle) {
-                    // GOAWAY with the last stream id: streams in flight finish, new ones are
-                    // refused, and `accept` returns `None` once the last one is done.
-                    conn.graceful_shutdown();
-                    closing = true;
+                match closing {
+                    None if ctx.draining.get() || idle => {
+                        // GOAWAY with the last stream id: streams in flight finish, new ones
+                        // are refused, and `accept` returns `None` once the last one is done.
+                        conn.graceful_shutdown();
+                        closing = Some(Instant::now());
+                    }
+                    Some(since)
+                        if shared.active.get() == 0
+                            && idle_since.elapsed() >= GOAWAY_GRACE
+                            && since.elapsed() >= GOAWAY_GRACE =>
+                    {
+                        debug!(client = %peer, "h2 client did not acknowledge GOAWAY; closing");
+                        break;
+                    }
+                    _ => {}
                 }
             }
         }

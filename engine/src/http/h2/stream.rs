@@ -535,9 +535,20 @@ impl Forward<'_> {
             let method = Method::from_bytes(incoming.parts.method.as_str().as_bytes());
             let read = if sent {
                 let (wait, by_grpc) = self.upstream_wait(incoming, t.upstream_response);
-                read_response_head(&mut upstream, &mut upbuf, &mut response, method, wait, &ctx)
-                    .await
-                    .map_err(|e| (e, by_grpc))
+                let head = read_response_head(
+                    &mut upstream,
+                    &mut upbuf,
+                    &mut response,
+                    method,
+                    wait,
+                    &ctx,
+                );
+                // A client that reset the stream stops the exchange at once: the upstream
+                // connection is closed rather than held until it answers.
+                monoio::select! {
+                    read = head => read.map_err(|e| (e, by_grpc)),
+                    _ = client_reset(respond) => Err((HeadError::ClientGone, by_grpc)),
+                }
             } else {
                 Err((HeadError::Closed, false))
             };
@@ -584,6 +595,7 @@ impl Forward<'_> {
                         continue;
                     }
                     break Err(match e {
+                        HeadError::ClientGone => Fault::ClientGone,
                         HeadError::Timeout => {
                             cluster_counters.upstream_timeouts.inc();
                             let _ = by_grpc;
@@ -789,9 +801,13 @@ impl Forward<'_> {
         let t = self.timeouts();
         ctx.stats.cluster_http[self.cluster].requests.inc();
         // Held until the stream ends: it is this stream's slot on the upstream connection.
-        let (mut slot, endpoint) = super::upstream::client(&ctx, self.cluster)
-            .await
-            .ok_or(Fault::ConnectFailed)?;
+        let (mut slot, endpoint) =
+            super::upstream::client(&ctx, self.cluster)
+                .await
+                .map_err(|e| match e {
+                    super::upstream::Unavailable::Full => Fault::PoolFull,
+                    super::upstream::Unavailable::Failed => Fault::ConnectFailed,
+                })?;
         let address = ctx.config.clusters[self.cluster].endpoints[endpoint].address;
         x.upstream = Some(address);
         let authority = self.host.clone().unwrap_or_else(|| address.to_string());
@@ -829,7 +845,17 @@ impl Forward<'_> {
             pump_h2_body(body, &mut up_send, t.client_body, max_body, &bytes_in).await
         };
         let response_pump = async {
-            let head = match monoio::time::timeout(wait, response).await {
+            let answered = async {
+                monoio::select! {
+                    r = monoio::time::timeout(wait, response) => Some(r),
+                    _ = client_reset(respond) => None,
+                }
+            };
+            let Some(answered) = answered.await else {
+                // Dropping the upstream stream's handles resets it (CANCEL).
+                return Err(Fault::ClientGone);
+            };
+            let head = match answered {
                 Err(_) => {
                     ctx.stats.cluster_http[self.cluster].upstream_timeouts.inc();
                     return Err(Fault::UpstreamTimeout);
@@ -924,6 +950,14 @@ impl Forward<'_> {
     }
 }
 
+/// Resolves when the client resets the stream (or the connection goes away).
+fn client_reset(respond: &mut SendResponse<Bytes>) -> impl std::future::Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| match respond.poll_reset(cx) {
+        std::task::Poll::Ready(_) => std::task::Poll::Ready(()),
+        std::task::Poll::Pending => std::task::Poll::Pending,
+    })
+}
+
 /// Streams a client's request body to an upstream h2 stream, window by window.
 async fn pump_h2_body(
     body: &mut RecvStream,
@@ -973,6 +1007,8 @@ async fn pump_h2_body(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HeadError {
+    /// The client reset the stream while we waited.
+    ClientGone,
     Timeout,
     Invalid,
     /// Closed (or reset) before a complete head.

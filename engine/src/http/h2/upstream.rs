@@ -92,64 +92,98 @@ impl Drop for InFlight {
     }
 }
 
+/// Why no stream slot could be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unavailable {
+    /// Every endpoint tried has `max_connections_per_endpoint` connections, all busy (503).
+    Full,
+    /// No connection could be opened (502).
+    Failed,
+}
+
 /// A connection with a free stream slot to an endpoint of `cluster` (opening one if needed),
 /// ready to send a request: `(slot, endpoint)`.
-pub(crate) async fn client(ctx: &Rc<CoreContext>, cluster: usize) -> Option<(InFlight, usize)> {
+pub(crate) async fn client(
+    ctx: &Rc<CoreContext>,
+    cluster: usize,
+) -> Result<(InFlight, usize), Unavailable> {
     let config = &ctx.config.clusters[cluster];
     let max_open = config.http.max_connections_per_endpoint as usize;
     let mut tried = TriedSet::new();
+    let mut all_full = true;
     for _ in 0..config.connect_attempts {
-        let endpoint = ctx.balancers[cluster]
+        let Some(endpoint) = ctx.balancers[cluster]
             .borrow_mut()
-            .pick(&|i| tried.contains(i))?;
-        tried.insert(endpoint);
-        let deadline = Instant::now() + config.connect_timeout;
-        let found = loop {
-            match free_slot(ctx, cluster, endpoint, max_open) {
-                Slot::Free(send, count) => {
-                    ctx.stats.cluster_http[cluster].pool_hits.inc();
-                    break Some((send, count));
-                }
-                Slot::Full => {
-                    ctx.stats.cluster_http[cluster].pool_full.inc();
-                    break None;
-                }
-                Slot::Open => {
-                    let opened = connect(ctx, cluster, endpoint).await;
-                    if opened.is_some() {
-                        ctx.stats.cluster_http[cluster].pool_misses.inc();
-                    }
-                    break opened;
-                }
-                Slot::Wait if Instant::now() < deadline => {
-                    // Another stream is opening a connection to this endpoint: use it.
-                    monoio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Slot::Wait => break None,
-            }
+            .pick(&|i| tried.contains(i))
+        else {
+            break;
         };
-        let Some((send, count)) = found else { continue };
-        count.set(count.get() + 1);
-        let slot = InFlight { send, count };
-        let ready = std::future::poll_fn(|cx| {
-            let mut s = slot.send.clone();
-            s.poll_ready(cx)
-        })
-        .await;
-        match ready {
-            Ok(()) => return Some((slot, endpoint)),
-            Err(e) => {
-                debug!(error = %e, "upstream h2 connection not usable");
-                continue;
+        tried.insert(endpoint);
+        // An opener may take a connect timeout for TCP, TLS and the h2 handshake each.
+        let deadline = Instant::now() + config.connect_timeout * 3;
+        // A connection that turns out unusable (an upstream GOAWAY) is forgotten and the same
+        // endpoint tried again, a bounded number of times.
+        for _ in 0..4 {
+            let found = loop {
+                match free_slot(ctx, cluster, endpoint, max_open) {
+                    Slot::Free(send, count, alive) => {
+                        ctx.stats.cluster_http[cluster].pool_hits.inc();
+                        break Some((send, count, alive));
+                    }
+                    Slot::Full => {
+                        ctx.stats.cluster_http[cluster].pool_full.inc();
+                        break None;
+                    }
+                    Slot::Open => {
+                        all_full = false;
+                        let opened = connect(ctx, cluster, endpoint).await;
+                        if opened.is_some() {
+                            ctx.stats.cluster_http[cluster].pool_misses.inc();
+                        }
+                        break opened;
+                    }
+                    Slot::Wait if Instant::now() < deadline => {
+                        // Another stream is opening a connection to this endpoint: use it.
+                        monoio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Slot::Wait => {
+                        all_full = false;
+                        break None;
+                    }
+                }
+            };
+            let Some((send, count, alive)) = found else {
+                break;
+            };
+            count.set(count.get() + 1);
+            let slot = InFlight { send, count };
+            let ready = std::future::poll_fn(|cx| {
+                let mut s = slot.send.clone();
+                s.poll_ready(cx)
+            })
+            .await;
+            match ready {
+                Ok(()) => return Ok((slot, endpoint)),
+                Err(e) => {
+                    debug!(error = %e, "upstream h2 connection not usable (GOAWAY or closed); forgetting it");
+                    alive.set(false);
+                }
             }
         }
     }
-    None
+    Err(if all_full {
+        Unavailable::Full
+    } else {
+        Unavailable::Failed
+    })
 }
 
+/// A new connection: its request handle, stream count and liveness.
+type Opened = (SendRequest<Bytes>, Rc<Cell<usize>>, Rc<Cell<bool>>);
+
 enum Slot {
-    /// A live connection with a free stream slot.
-    Free(SendRequest<Bytes>, Rc<Cell<usize>>),
+    /// A live connection with a free stream slot (its stream count and liveness).
+    Free(SendRequest<Bytes>, Rc<Cell<usize>>, Rc<Cell<bool>>),
     /// Every connection is busy and another is being opened.
     Wait,
     /// Every connection is busy: open one (marked as being opened).
@@ -168,7 +202,7 @@ fn free_slot(ctx: &CoreContext, cluster: usize, endpoint: usize, max_open: usize
         .filter(|c| c.in_flight.get() < STREAMS_PER_CONNECTION)
         .min_by_key(|c| c.in_flight.get());
     if let Some(c) = best {
-        return Slot::Free(c.send.clone(), c.in_flight.clone());
+        return Slot::Free(c.send.clone(), c.in_flight.clone(), c.alive.clone());
     }
     let open = list.len();
     let mut connecting = ctx.http.h2_clients.connecting.borrow_mut();
@@ -184,21 +218,22 @@ fn free_slot(ctx: &CoreContext, cluster: usize, endpoint: usize, max_open: usize
 }
 
 /// Opens an h2c connection (prior knowledge, RFC 9113 §3.3) and starts its driver task.
-async fn connect(
-    ctx: &Rc<CoreContext>,
-    cluster: usize,
-    endpoint: usize,
-) -> Option<(SendRequest<Bytes>, Rc<Cell<usize>>)> {
-    let opened = open(ctx, cluster, endpoint).await;
-    ctx.http.h2_clients.connecting.borrow_mut()[cluster][endpoint] = false;
-    opened
+async fn connect(ctx: &Rc<CoreContext>, cluster: usize, endpoint: usize) -> Option<Opened> {
+    /// Clears the endpoint's "being opened" mark however the attempt ends (even if the
+    /// attempt's future is dropped), so waiting streams never wait for nothing.
+    struct Opening<'a>(&'a CoreContext, usize, usize);
+    impl Drop for Opening<'_> {
+        fn drop(&mut self) {
+            if let Ok(mut c) = self.0.http.h2_clients.connecting.try_borrow_mut() {
+                c[self.1][self.2] = false;
+            }
+        }
+    }
+    let _opening = Opening(ctx, cluster, endpoint);
+    open(ctx, cluster, endpoint).await
 }
 
-async fn open(
-    ctx: &Rc<CoreContext>,
-    cluster: usize,
-    endpoint: usize,
-) -> Option<(SendRequest<Bytes>, Rc<Cell<usize>>)> {
+async fn open(ctx: &Rc<CoreContext>, cluster: usize, endpoint: usize) -> Option<Opened> {
     let stream = crate::tcp_proxy::connect_endpoint(ctx, cluster, endpoint).await?;
     let config = &ctx.config.clusters[cluster];
     if config.http.protocol == crate::config::UpstreamProtocol::H2 {
@@ -226,7 +261,7 @@ async fn handshake<IO>(
     cluster: usize,
     endpoint: usize,
     io: IO,
-) -> Option<(SendRequest<Bytes>, Rc<Cell<usize>>)>
+) -> Option<Opened>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
@@ -263,7 +298,7 @@ where
     ctx.http.h2_clients.clients.borrow_mut()[cluster][endpoint].push(Client {
         send: send.clone(),
         in_flight: in_flight.clone(),
-        alive,
+        alive: alive.clone(),
     });
-    Some((send, in_flight))
+    Some((send, in_flight, alive))
 }

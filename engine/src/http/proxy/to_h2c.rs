@@ -34,10 +34,19 @@ impl<C: ClientStream> Conn<'_, C> {
         let t = self.config.timeouts;
         ctx.stats.cluster_http[cluster].requests.inc();
         // Held until the exchange ends: it is this request's stream slot upstream.
-        let Some((mut slot, endpoint)) = upstream::client(ctx, cluster).await else {
-            ctx.stats.clusters[cluster].unavailable.inc();
-            self.start = head_len;
-            return Forwarded::Fault(Fault::ConnectFailed, Next::Close);
+        let (mut slot, endpoint) = match upstream::client(ctx, cluster).await {
+            Ok(found) => found,
+            Err(e) => {
+                self.start = head_len;
+                let fault = match e {
+                    upstream::Unavailable::Full => Fault::PoolFull,
+                    upstream::Unavailable::Failed => {
+                        ctx.stats.clusters[cluster].unavailable.inc();
+                        Fault::ConnectFailed
+                    }
+                };
+                return Forwarded::Fault(fault, Next::Close);
+            }
         };
         let address = ctx.config.clusters[cluster].endpoints[endpoint].address;
         x.upstream = Some(address);

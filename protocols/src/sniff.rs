@@ -55,6 +55,8 @@
 //!   look like `WORD SP word` (a Redis inline command `SET k v`, memcached `get k`) are
 //!   [`Sniffed::Http1`] and are then refused by the HTTP/1 codec.
 
+use crate::http1::syntax::is_tchar;
+
 /// What the first bytes look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sniffed {
@@ -162,27 +164,6 @@ fn classify_http1(bytes: &[u8]) -> Verdict {
         }
     }
     Verdict::NeedMore
-}
-
-/// `tchar` (RFC 9110 §5.6.2): `!#$%&'*+-.^_`|~`, DIGIT, ALPHA.
-const fn is_tchar(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'#'
-            | b'$'
-            | b'%'
-            | b'&'
-            | b'\''
-            | b'*'
-            | b'+'
-            | b'-'
-            | b'.'
-            | b'^'
-            | b'_'
-            | b'`'
-            | b'|'
-            | b'~'
-    ) || b.is_ascii_alphanumeric()
 }
 
 /// First byte of a request-target in any of the four forms (RFC 9112 §3.2).

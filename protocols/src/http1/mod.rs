@@ -82,7 +82,7 @@ mod limits;
 mod request;
 mod response;
 mod scan;
-mod syntax;
+pub(crate) mod syntax;
 
 #[cfg(test)]
 mod tests;

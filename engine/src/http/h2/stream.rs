@@ -431,17 +431,10 @@ impl Forward<'_> {
     }
 
     /// The time left for the upstream: the route's timeout, cut short by `grpc-timeout`.
-    fn upstream_wait(&self, incoming: &Incoming, configured: Duration) -> (Duration, bool) {
+    fn upstream_wait(&self, incoming: &Incoming, configured: Duration) -> Duration {
         match incoming.deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left < configured {
-                    (left, true)
-                } else {
-                    (configured, false)
-                }
-            }
-            None => (configured, false),
+            Some(d) => d.saturating_duration_since(Instant::now()).min(configured),
+            None => configured,
         }
     }
 
@@ -475,9 +468,6 @@ impl Forward<'_> {
             framing,
             &mut head,
         );
-        if self.host.is_none() {
-            // No authority at all: rewrite the empty Host once the endpoint is known (below).
-        }
         let idempotent = matches!(
             incoming.parts.method,
             http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
@@ -534,7 +524,7 @@ impl Forward<'_> {
             let mut response = ctx.http.take_response_head();
             let method = Method::from_bytes(incoming.parts.method.as_str().as_bytes());
             let read = if sent {
-                let (wait, by_grpc) = self.upstream_wait(incoming, t.upstream_response);
+                let wait = self.upstream_wait(incoming, t.upstream_response);
                 let head = read_response_head(
                     &mut upstream,
                     &mut upbuf,
@@ -546,11 +536,11 @@ impl Forward<'_> {
                 // A client that reset the stream stops the exchange at once: the upstream
                 // connection is closed rather than held until it answers.
                 monoio::select! {
-                    read = head => read.map_err(|e| (e, by_grpc)),
-                    _ = client_reset(respond) => Err((HeadError::ClientGone, by_grpc)),
+                    read = head => read,
+                    _ = client_reset(respond) => Err(HeadError::ClientGone),
                 }
             } else {
-                Err((HeadError::Closed, false))
+                Err(HeadError::Closed)
             };
             match read {
                 Ok(consumed) => {
@@ -583,7 +573,7 @@ impl Forward<'_> {
                     }
                     break Ok(());
                 }
-                Err((e, by_grpc)) => {
+                Err(e) => {
                     ctx.http.give_response_head(response);
                     self.discard(&ctx, endpoint, upstream);
                     if reused && e == HeadError::Closed && bodiless && idempotent && !retried {
@@ -598,7 +588,6 @@ impl Forward<'_> {
                         HeadError::ClientGone => Fault::ClientGone,
                         HeadError::Timeout => {
                             cluster_counters.upstream_timeouts.inc();
-                            let _ = by_grpc;
                             Fault::UpstreamTimeout
                         }
                         HeadError::Invalid => {
@@ -833,7 +822,7 @@ impl Forward<'_> {
             .send_request(req, bodiless)
             .map_err(|_| Fault::UpstreamClosed)?;
         let max_body = self.max_body;
-        let (wait, _) = self.upstream_wait(incoming, t.upstream_response);
+        let wait = self.upstream_wait(incoming, t.upstream_response);
         let head_sent = std::cell::Cell::new(false);
         let body = &mut incoming.body;
         let bytes_in = std::cell::Cell::new(0u64);

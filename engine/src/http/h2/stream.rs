@@ -431,6 +431,15 @@ impl Forward<'_> {
     }
 
     /// The time left for the upstream: the route's timeout, cut short by `grpc-timeout`.
+    /// The listener's HTTP/1.1 codec limits, also applied to upstream responses (as the
+    /// HTTP/1.1 proxy does).
+    fn limits(&self) -> strait_protocols::http1::Limits {
+        let ctx = &self.conn.ctx;
+        ctx.http.listeners[self.conn.listener_index]
+            .as_ref()
+            .map_or(strait_protocols::http1::Limits::DEFAULT, |s| s.limits)
+    }
+
     fn upstream_wait(&self, incoming: &Incoming, configured: Duration) -> Duration {
         match incoming.deadline {
             Some(d) => d.saturating_duration_since(Instant::now()).min(configured),
@@ -446,6 +455,7 @@ impl Forward<'_> {
         x: &mut Exchange,
     ) -> Result<(), Fault> {
         let ctx = self.conn.ctx.clone();
+        let limits = self.limits();
         let t = self.timeouts();
         let cluster_counters = &ctx.stats.cluster_http[self.cluster];
         cluster_counters.requests.inc();
@@ -531,7 +541,7 @@ impl Forward<'_> {
                     &mut response,
                     method,
                     wait,
-                    &ctx,
+                    &limits,
                 );
                 // A client that reset the stream stops the exchange at once: the upstream
                 // connection is closed rather than held until it answers.
@@ -726,7 +736,7 @@ impl Forward<'_> {
         if no_body {
             return Ok(head.keep_alive() && upbuf.len() == consumed);
         }
-        let limits = strait_protocols::http1::Limits::DEFAULT;
+        let limits = self.limits();
         let mut decoder = BodyDecoder::for_response(framing, &limits);
         let mut pos = consumed;
         loop {
@@ -1012,20 +1022,12 @@ async fn read_response_head(
     head: &mut ResponseHead,
     method: Method,
     wait: Duration,
-    ctx: &crate::core::CoreContext,
+    limits: &strait_protocols::http1::Limits,
 ) -> Result<usize, HeadError> {
     let deadline = Instant::now() + wait;
-    let limits = ctx
-        .config
-        .listeners
-        .iter()
-        .find_map(|l| l.http.as_deref())
-        .map_or(strait_protocols::http1::Limits::DEFAULT, |_| {
-            strait_protocols::http1::Limits::DEFAULT
-        });
     loop {
         if !upbuf.is_empty() {
-            match head.parse(upbuf, ResponseContext::new(method), &limits) {
+            match head.parse(upbuf, ResponseContext::new(method), limits) {
                 Ok(Some(n)) if head.is_interim() => {
                     upbuf.drain(..n);
                     continue;

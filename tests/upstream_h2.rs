@@ -833,3 +833,59 @@ fn an_http1_cluster_over_tls_refuses_an_untrusted_certificate() {
     check_proxy_error(&r, 502).unwrap();
     assert!(wait_protocol_errors(&proxy) > 0.0);
 }
+
+/// An h2c origin that refuses every request body at once: 413 with END_STREAM, then the stream
+/// is reset (as NGINX does for a body over its limit).
+fn refusing_h2c_origin() -> SocketAddr {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind origin");
+    std_listener.set_nonblocking(true).expect("nonblocking");
+    let addr = std_listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(tcp).await else {
+                        return;
+                    };
+                    while let Some(Ok((request, mut respond))) = conn.accept().await {
+                        let response = http::Response::builder()
+                            .status(413)
+                            .body(())
+                            .expect("response");
+                        let _ = respond.send_response(response, true);
+                        // Stop the upload: the body is not wanted.
+                        drop(request);
+                    }
+                });
+            }
+        });
+    });
+    addr
+}
+
+/// An HTTP/1.1 client uploading to an h2 cluster whose upstream answers early and resets the
+/// stream gets that answer (not a 502), and the connection closes after it.
+#[test]
+fn an_early_h2_answer_to_an_http1_upload_is_relayed() {
+    let origin = refusing_h2c_origin();
+    let proxy = proxy(&format!(
+        "[[cluster]]\nname = \"{CLUSTER}\"\nprotocol = \"h2c\"\nendpoints = [{{ address = \"{origin}\" }}]\n"
+    ));
+    let body = payload(4 << 20, 9);
+    let mut request = format!(
+        "POST /upload HTTP/1.1\r\nHost: app.test\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    let r = one_request(proxy.listen, &request).expect("an answer");
+    assert_eq!(r.status, 413, "{:?}", r.text());
+}

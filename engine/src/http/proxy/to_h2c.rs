@@ -134,6 +134,10 @@ impl<C: ClientStream> Conn<'_, C> {
             return Forwarded::Fault(Fault::UpstreamClosed, Next::Close);
         };
         self.start = head_len;
+        // The upstream stopped taking the body (it answered early and reset the stream, e.g. a
+        // 413): its answer is still relayed, and the client connection closes after it (the rest
+        // of the body is never read).
+        let mut cut_short = false;
         if !bodiless {
             let mut total: u64 = 0;
             loop {
@@ -159,7 +163,8 @@ impl<C: ClientStream> Conn<'_, C> {
                             .await
                             .is_err()
                         {
-                            return Forwarded::Fault(Fault::UpstreamClosed, Next::Close);
+                            cut_short = true;
+                            break;
                         }
                     }
                     Event::NeedMore => {
@@ -203,9 +208,7 @@ impl<C: ClientStream> Conn<'_, C> {
                             .await
                             .is_ok(),
                         };
-                        if !sent {
-                            return Forwarded::Fault(Fault::UpstreamClosed, Next::Close);
-                        }
+                        cut_short = !sent;
                         break;
                     }
                 }
@@ -213,6 +216,8 @@ impl<C: ClientStream> Conn<'_, C> {
         }
 
         // 3. The response head.
+        let keep_alive = keep_alive && !cut_short;
+        self.unread_input |= cut_short;
         let next_if_ok = if keep_alive {
             Next::KeepAlive
         } else {

@@ -334,11 +334,11 @@ impl Drop for EndpointGuard {
     }
 }
 
-/// The connection task lives as long as the connection, so its size is memory per connection.
 /// Relays a client whose TLS we terminated to `cluster_index` in clear text, sending `prefix`
-/// (bytes already read from inside TLS by the sniffer) first. A user-space copy both ways (the
-/// bytes must pass through rustls anyway), with the listener's idle timeout over both
-/// directions and half-closes propagated.
+/// (bytes already read from inside TLS by the sniffer) first. The plaintext comes out of
+/// rustls, so it cannot be spliced: the two-way copy is the WebSocket tunnel's
+/// (`http::tunnel::copy_both`: lent buffers, half-closes, the listener's idle timeout over both
+/// directions, resets when cut).
 pub(crate) async fn serve_tls_to(
     guard: ConnectionGuard,
     client: crate::tls_stream::TlsClient,
@@ -347,118 +347,52 @@ pub(crate) async fn serve_tls_to(
     prefix: Vec<u8>,
 ) {
     use crate::client_stream::ClientStream;
-    use monoio::io::{AsyncWriteRentExt, Splitable};
+    use crate::http::tunnel::{copy_both, End};
+    use monoio::io::Splitable;
 
     let ctx = guard.ctx.clone();
     let listener_index = guard.listener_index;
     let listener = &ctx.config.listeners[listener_index];
     let stats = &ctx.stats;
-    let Some((mut upstream, endpoint_index)) = Box::pin(connect(&ctx, cluster_index, peer)).await
+    let Some((upstream, endpoint_index)) = Box::pin(connect(&ctx, cluster_index, peer)).await
     else {
         stats.listeners[listener_index].no_upstream.inc();
-        abort_fd(client.fd());
+        let _ = sys::set_linger_zero(client.fd());
         return;
     };
     let _endpoint_guard = EndpointGuard::open(ctx.clone(), cluster_index, endpoint_index);
+    let fds = (client.fd(), upstream.as_raw_fd());
     ctx.open_sockets
         .borrow_mut()
-        .set_upstream(guard.slot, upstream.as_raw_fd());
+        .set_upstream(guard.slot, fds.1);
     let observer = ByteCounters {
         listener: &stats.listeners[listener_index],
         cluster: &stats.clusters[cluster_index],
     };
-    if !prefix.is_empty() {
-        let n = prefix.len();
-        let wait = ctx.config.clusters[cluster_index].connect_timeout;
-        let written = monoio::time::timeout(wait, upstream.write_all(prefix)).await;
-        if !matches!(written, Ok((Ok(_), _))) {
-            stats.listeners[listener_index].upstream_errors.inc();
-            abort_fd(client.fd());
-            abort(&upstream);
-            return;
-        }
-        observer.on_bytes(Direction::ClientToUpstream, n);
-    }
-    let client_fd = client.fd();
-    let (client_read, client_write) = client.into_halves();
-    let (upstream_read, upstream_write) = upstream.into_split();
-    let last_active = std::cell::Cell::new(Instant::now());
-    let idle = ctx.relay_options[listener_index].idle_timeout;
-    let copies = async {
-        monoio::join!(
-            copy_half(
-                client_read,
-                upstream_write,
-                Direction::ClientToUpstream,
-                &observer,
-                &last_active
-            ),
-            copy_half(
-                upstream_read,
-                client_write,
-                Direction::UpstreamToClient,
-                &observer,
-                &last_active
-            ),
-        )
-    };
-    let watchdog = async {
-        loop {
-            let since = last_active.get().elapsed();
-            if since >= idle {
-                return;
-            }
-            monoio::time::sleep(idle - since).await;
-        }
-    };
-    monoio::select! {
-        (up, down) = copies => {
-            if up.is_err() || down.is_err() {
-                stats.listeners[listener_index].client_errors.inc();
-                debug!(listener = %listener.name, client = %peer, "TLS relay ended with an error");
-            }
-        }
-        _ = watchdog => {
-            stats.listeners[listener_index].idle_timeouts.inc();
-            abort_fd(client_fd);
+    let mut to_upstream = ctx.http.take_buffer();
+    to_upstream.extend_from_slice(&prefix);
+    drop(prefix);
+    let end = copy_both(
+        &ctx,
+        client.into_halves(),
+        upstream.into_split(),
+        fds,
+        (to_upstream, ctx.http.take_buffer()),
+        ctx.relay_options[listener_index].idle_timeout,
+        &|direction, n| observer.on_bytes(direction, n),
+    )
+    .await;
+    match end {
+        End::Closed => {}
+        End::Idle => stats.listeners[listener_index].idle_timeouts.inc(),
+        End::Failed => {
+            stats.listeners[listener_index].client_errors.inc();
+            debug!(listener = %listener.name, client = %peer, "TLS relay ended with an error");
         }
     }
 }
 
-/// Copies one direction until EOF, then shuts the writer down (a half-close goes through).
-async fn copy_half<R, W>(
-    mut from: R,
-    mut to: W,
-    direction: Direction,
-    observer: &ByteCounters<'_>,
-    last_active: &std::cell::Cell<Instant>,
-) -> std::io::Result<()>
-where
-    R: monoio::io::AsyncReadRent,
-    W: monoio::io::AsyncWriteRent,
-{
-    use monoio::io::AsyncWriteRentExt;
-    let mut buf = Vec::with_capacity(16 * 1024);
-    loop {
-        buf.clear();
-        let (res, b) = from.read(buf).await;
-        buf = b;
-        let n = res?;
-        if n == 0 {
-            return to.shutdown().await;
-        }
-        last_active.set(Instant::now());
-        let (res, b) = to.write_all(buf).await;
-        buf = b;
-        res?;
-        observer.on_bytes(direction, n);
-    }
-}
-
-fn abort_fd(fd: RawFd) {
-    let _ = sys::set_linger_zero(fd);
-}
-
+/// The connection task lives as long as the connection, so its size is memory per connection.
 #[cfg(test)]
 pub(crate) mod size_guard {
     use std::future::Future;

@@ -157,6 +157,14 @@ impl Pools {
         }
     }
 
+    /// Closes a connection from `checkout` that must not be reused (a failed or cut exchange)
+    /// with a reset, so the upstream never takes the cut for a complete request.
+    pub fn discard(&mut self, cluster: usize, endpoint: usize, conn: UpstreamConn) {
+        let _ = sys::set_linger_zero(conn.fd());
+        drop(conn);
+        self.closed(cluster, endpoint);
+    }
+
     /// A connection from `checkout` (reused or newly opened) was closed instead of checked in.
     pub fn closed(&mut self, cluster: usize, endpoint: usize) {
         if let Some(pool) = self

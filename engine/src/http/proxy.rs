@@ -1070,9 +1070,11 @@ impl<'c, C: ClientStream> Conn<'c, C> {
     }
 
     fn discard(&self, cluster: usize, endpoint: usize, upstream: UpstreamConn) {
-        let _ = sys::set_linger_zero(upstream.fd());
-        drop(upstream);
-        self.ctx.http.pools.borrow_mut().closed(cluster, endpoint);
+        self.ctx
+            .http
+            .pools
+            .borrow_mut()
+            .discard(cluster, endpoint, upstream);
         self.ctx
             .open_sockets
             .borrow_mut()

@@ -1,5 +1,6 @@
 //! The byte tunnel an HTTP/1.1 client connection becomes after the upstream switched protocols
-//! (a WebSocket `101`).
+//! (a WebSocket `101`); its two-way copy ([`copy_both`]) also relays TLS-terminated TCP
+//! (`tcp_proxy::serve_tls_to`), where the plaintext comes out of rustls and cannot be spliced.
 //!
 //! Owns: copying bytes both ways at once between the client and its upstream connection, the
 //! bytes each side sent before the tunnel existed (sent first), half-closes (an EOF one way
@@ -15,12 +16,13 @@
 
 use std::cell::Cell;
 use std::io;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::upstream_conn::UpstreamConn;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
-use strait_protocols::relay::sys;
+use strait_protocols::relay::{sys, Direction};
 use tracing::debug;
 
 use crate::client_stream::ClientStream;
@@ -56,12 +58,6 @@ pub(crate) enum End {
     Idle,
 }
 
-#[derive(Clone, Copy)]
-enum Direction {
-    ToUpstream,
-    ToClient,
-}
-
 /// Runs the tunnel until both directions end, one fails, or it idles out. `to_upstream`: client
 /// bytes read after the upgrade request's head; `to_client`: upstream bytes read after the 101
 /// head. Both are lent buffers and go back to the core.
@@ -72,29 +68,84 @@ pub(crate) async fn run<C: ClientStream>(
     to_upstream: Vec<u8>,
     to_client: Vec<u8>,
 ) -> End {
-    let client_fd = client.fd();
-    let upstream_fd = upstream.stream.fd();
-    let (client_read, client_write) = client.into_halves();
-    let (upstream_read, upstream_write) = upstream.stream.into_halves();
+    let listener = &t.ctx.stats.listeners[t.listener_index];
+    let route = &t.ctx.stats.routes[t.route_slot];
+    let count = |direction: Direction, n: usize| {
+        let n = n as u64;
+        match direction {
+            Direction::ClientToUpstream => {
+                listener.received_bytes.add(n);
+                route.received_bytes.add(n);
+            }
+            Direction::UpstreamToClient => {
+                listener.sent_bytes.add(n);
+                route.sent_bytes.add(n);
+            }
+        }
+    };
+    let fds = (client.fd(), upstream.stream.fd());
+    let end = copy_both(
+        t.ctx,
+        client.into_halves(),
+        upstream.stream.into_halves(),
+        fds,
+        (to_upstream, to_client),
+        t.idle,
+        &count,
+    )
+    .await;
+    if end != End::Closed {
+        debug!(listener = %t.ctx.config.listeners[t.listener_index].name, end = ?end,
+            "WebSocket tunnel cut");
+    }
+    t.ctx
+        .http
+        .pools
+        .borrow_mut()
+        .closed(upstream.cluster, upstream.endpoint);
+    t.ctx.open_sockets.borrow_mut().set_upstream(t.slot, -1);
+    end
+}
+
+/// Copies both ways at once between a client's halves and an upstream's, each direction first
+/// sending what its buffer already holds (`pending`: to the upstream, to the client; lent
+/// buffers, given back to the core), until both reach EOF, one fails, or nothing moves for
+/// `idle`. A tunnel that did not close cleanly is cut with resets on both sockets (`fds`:
+/// client, upstream), so neither peer takes it for a clean close. `count` sees every byte moved.
+pub(crate) async fn copy_both<CR, CW, UR, UW>(
+    ctx: &CoreContext,
+    (client_read, client_write): (CR, CW),
+    (upstream_read, upstream_write): (UR, UW),
+    (client_fd, upstream_fd): (RawFd, RawFd),
+    (to_upstream, to_client): (Vec<u8>, Vec<u8>),
+    idle: Duration,
+    count: &dyn Fn(Direction, usize),
+) -> End
+where
+    CR: AsyncReadRent,
+    CW: AsyncWriteRent,
+    UR: AsyncReadRent,
+    UW: AsyncWriteRent,
+{
     let last_active = Cell::new(Instant::now());
     let end = {
         let mut up = std::pin::pin!(pump(
-            &t,
             client_read,
             upstream_write,
             to_upstream,
-            Direction::ToUpstream,
+            Direction::ClientToUpstream,
             &last_active,
+            count,
         ));
         let mut down = std::pin::pin!(pump(
-            &t,
             upstream_read,
             client_write,
             to_client,
-            Direction::ToClient,
+            Direction::UpstreamToClient,
             &last_active,
+            count,
         ));
-        let mut idle = std::pin::pin!(idle_for(t.idle, &last_active));
+        let mut idle = std::pin::pin!(idle_for(idle, &last_active));
         let mut up_done = false;
         let mut down_done = false;
         loop {
@@ -109,7 +160,7 @@ pub(crate) async fn run<C: ClientStream>(
                 }
                 _ = &mut idle => break End::Idle,
             };
-            t.ctx.http.give_buffer(buf);
+            ctx.http.give_buffer(buf);
             if done.is_err() {
                 break End::Failed;
             }
@@ -118,38 +169,28 @@ pub(crate) async fn run<C: ClientStream>(
             }
         }
     };
+    // The halves were dropped with the futures above: both sockets are closed now (after the
+    // resets below take effect on close).
     if end != End::Closed {
-        // A cut tunnel must not look like a clean close to either side.
         let _ = sys::set_linger_zero(client_fd);
         let _ = sys::set_linger_zero(upstream_fd);
-        debug!(listener = %t.ctx.config.listeners[t.listener_index].name, end = ?end,
-            "WebSocket tunnel cut");
     }
-    // The halves are dropped with the futures above: both sockets are closed now.
-    t.ctx
-        .http
-        .pools
-        .borrow_mut()
-        .closed(upstream.cluster, upstream.endpoint);
-    t.ctx.open_sockets.borrow_mut().set_upstream(t.slot, -1);
     end
 }
 
 /// Copies one direction: first what is already in `buf`, then every read, until EOF (then shuts
 /// the writer down, so the half-close reaches the other side) or an error. Returns the buffer.
 async fn pump<R: AsyncReadRent, W: AsyncWriteRent>(
-    t: &Tunnel<'_>,
     mut from: R,
     mut to: W,
     mut buf: Vec<u8>,
     direction: Direction,
     last_active: &Cell<Instant>,
+    count: &dyn Fn(Direction, usize),
 ) -> (io::Result<()>, Vec<u8>) {
-    let listener = &t.ctx.stats.listeners[t.listener_index];
-    let route = &t.ctx.stats.routes[t.route_slot];
     loop {
         if !buf.is_empty() {
-            let n = buf.len() as u64;
+            let n = buf.len();
             let (res, b) = to.write_all(buf).await;
             buf = b;
             buf.clear();
@@ -157,23 +198,14 @@ async fn pump<R: AsyncReadRent, W: AsyncWriteRent>(
                 return (Err(e), buf);
             }
             last_active.set(Instant::now());
-            if let Direction::ToClient = direction {
-                listener.sent_bytes.add(n);
-                route.sent_bytes.add(n);
-            }
+            count(direction, n);
         }
         // `read` fills the buffer from its start, up to its capacity.
         let (res, b) = from.read(buf).await;
         buf = b;
         match res {
             Ok(0) => return (to.shutdown().await, buf),
-            Ok(n) => {
-                last_active.set(Instant::now());
-                if let Direction::ToUpstream = direction {
-                    listener.received_bytes.add(n as u64);
-                    route.received_bytes.add(n as u64);
-                }
-            }
+            Ok(_) => last_active.set(Instant::now()),
             Err(e) => return (Err(e), buf),
         }
     }

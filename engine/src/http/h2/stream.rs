@@ -21,7 +21,6 @@ use strait_balancer::TriedSet;
 use strait_protocols::http1::{
     BodyDecoder, Event, Method, ResponseContext, ResponseFraming, ResponseHead,
 };
-use strait_protocols::relay::sys;
 
 use super::fields::{self, Forwarding, H1Body};
 use super::{send_all, H2Conn};
@@ -615,9 +614,10 @@ impl Forward<'_> {
     }
 
     fn discard(&self, ctx: &crate::core::CoreContext, endpoint: usize, upstream: UpstreamConn) {
-        let _ = sys::set_linger_zero(upstream.fd());
-        drop(upstream);
-        ctx.http.pools.borrow_mut().closed(self.cluster, endpoint);
+        ctx.http
+            .pools
+            .borrow_mut()
+            .discard(self.cluster, endpoint, upstream);
     }
 
     /// Streams the request body from the h2 stream to an HTTP/1.1 upstream, releasing the

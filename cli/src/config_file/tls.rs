@@ -18,9 +18,9 @@ use strait_engine::config::{
 };
 use toml::de::DeValue;
 
-use super::cursor::{suggest, Ctx, Field, Span};
+use super::cursor::{Ctx, Field, Span};
 use super::http::host_match;
-use super::values::{boolean, duration, int_in, size_u64};
+use super::values::{boolean, duration, int_in, pick, size_u64};
 use super::{resolve_cluster, NameAt};
 
 const TLS_KEYS: &[&str] = &[
@@ -59,33 +59,6 @@ const MAX_PENDING_ACCEPT_RESETS: i128 = 10_000;
 const MAX_LOCAL_ERROR_RESETS: i128 = 100_000;
 const MIN_SEND_BUFFER: u64 = 16 << 10;
 const MAX_SEND_BUFFER: u64 = 16 << 20;
-
-/// A string naming one of an enum's values; unlike `values::choice`, the message may carry a
-/// hint for a near miss (`hint`) or the closest valid name.
-fn pick<T>(
-    ctx: &mut Ctx<'_>,
-    f: &Field<'_, '_>,
-    parse: fn(&str) -> Option<T>,
-    valid: &str,
-    names: &[&'static str],
-    hint: fn(&str) -> Option<&'static str>,
-) -> Option<T> {
-    let s = f.str(ctx, &format!("a string ({valid})"))?;
-    if let Some(v) = parse(s) {
-        return Some(v);
-    }
-    let mut message = format!("invalid value {s:?}; expected {valid}");
-    let lower = s.trim().to_ascii_lowercase();
-    if let Some(h) = hint(&lower) {
-        message.push_str(&format!(" ({h})"));
-    } else if lower != s && parse(&lower).is_some() {
-        message.push_str(&format!(" (did you mean {lower:?}?)"));
-    } else if let Some(near) = suggest(&lower, names) {
-        message.push_str(&format!(" (did you mean {near:?}?)"));
-    }
-    f.error(ctx, message);
-    None
-}
 
 /// `protocols = [...]` as written and usable: the set, and where `tls` and `tcp` are named (the
 /// errors about what they require point there).

@@ -27,14 +27,31 @@ pub(super) fn choice<T>(
     parse: fn(&str) -> Option<T>,
     valid: &str,
 ) -> Option<T> {
+    pick(ctx, f, parse, valid, &[], |_| None)
+}
+
+/// Like [`choice`], and the message may carry a hint for a near miss (`hint`) or the closest of
+/// the valid `names`.
+pub(super) fn pick<T>(
+    ctx: &mut Ctx<'_>,
+    f: &Field<'_, '_>,
+    parse: fn(&str) -> Option<T>,
+    valid: &str,
+    names: &[&'static str],
+    hint: fn(&str) -> Option<&'static str>,
+) -> Option<T> {
     let s = f.str(ctx, &format!("a string ({valid})"))?;
     if let Some(v) = parse(s) {
         return Some(v);
     }
     let mut message = format!("invalid value {s:?}; expected {valid}");
     let lower = s.trim().to_ascii_lowercase();
-    if lower != s && parse(&lower).is_some() {
+    if let Some(h) = hint(&lower) {
+        message.push_str(&format!(" ({h})"));
+    } else if lower != s && parse(&lower).is_some() {
         message.push_str(&format!(" (did you mean {lower:?}?)"));
+    } else if let Some(near) = super::cursor::suggest(&lower, names) {
+        message.push_str(&format!(" (did you mean {near:?}?)"));
     }
     f.error(ctx, message);
     None

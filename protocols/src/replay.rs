@@ -9,7 +9,7 @@
 use std::io;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, Split};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::BufResult;
 
 /// `inner`, preceded on the read side by `prefix[pos..]`. Writes go straight to `inner`.
@@ -27,14 +27,6 @@ impl<S> Replay<S> {
             pos: 0,
             inner,
         }
-    }
-
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
     }
 
     /// Bytes not replayed yet.
@@ -108,11 +100,6 @@ impl<S: AsyncWriteRent> AsyncWriteRent for Replay<S> {
         self.inner.shutdown()
     }
 }
-
-// SAFETY: `Split` promises that a read half and a write half may be used at the same time. A
-// `Replay`'s reads touch only `prefix`, `pos` and the read side of `inner`; its writes only the
-// write side of `inner`, which is itself `Split`. No state is shared between the two halves.
-unsafe impl<S: Split> Split for Replay<S> {}
 
 #[cfg(test)]
 mod tests {

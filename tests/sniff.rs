@@ -280,22 +280,23 @@ fn raw_tcp_relayed_byte_exactly(driver: &str) {
     let got = round_trip(proxy.listen, Arc::new(ssh.clone())).expect("ssh round trip");
     assert_eq!(got, expect(&ssh), "{driver}: SSH banner line");
 
-    // A prefix of an HTTP request line, then bytes that make it something else: the sniffer
-    // reads twice and must replay both reads.
+    // A word that could still become a method, then a line end that makes it something else:
+    // the sniffer reads twice and must replay both reads.
     let got = send_in_parts(
         proxy.listen,
-        &[b"GE", b"T \x01\x02 not http\n"],
+        &[b"PI", b"NG\r\n\x01\x02 not http\n"],
         Duration::from_millis(30),
     );
     assert_eq!(
         got,
-        expect(b"GET \x01\x02 not http\n"),
+        expect(b"PING\r\n\x01\x02 not http\n"),
         "{driver}: trickled"
     );
 
-    // A Redis-like inline command that is not a request line (no target after the space).
-    let got = round_trip(proxy.listen, Arc::new(b"PING \r\n".to_vec())).expect("ping");
-    assert_eq!(got, expect(b"PING \r\n"), "{driver}: PING");
+    // A Redis RESP command: a first word that ends its line.
+    let resp = b"*1\r\n$4\r\nPING\r\n".to_vec();
+    let got = round_trip(proxy.listen, Arc::new(resp.clone())).expect("resp");
+    assert_eq!(got, expect(&resp), "{driver}: RESP");
 
     assert_eq!(raw.connection_count(), 4);
     assert_eq!(web.connections(), 0, "raw TCP went to the HTTP cluster");
@@ -311,6 +312,112 @@ fn raw_tcp_is_relayed_byte_exactly_uring() {
 #[test]
 fn raw_tcp_is_relayed_byte_exactly_epoll() {
     raw_tcp_relayed_byte_exactly("epoll");
+}
+
+/// Request lines that are malformed in the ways a lenient parser may still accept (the issue's
+/// examples and more of the same classes). The sniffer must hand each to the strict codec,
+/// which answers an error; none may fall back to the TCP route.
+fn malformed_request_lines() -> Vec<Vec<u8>> {
+    let mut long_method = vec![b'A'; 100_000];
+    long_method.extend_from_slice(b" / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let mut lines: Vec<Vec<u8>> = [
+        &b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /\tHTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET  HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"G\xffET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"\xc3\x89T / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b" GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"\tPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        b"GET/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"FOO/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET\r\nHost: a\r\n\r\n",
+        b"get\r\n\r\n",
+        b"GET\x00/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"\r\r\r\r\r\r\r\r\r\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ]
+    .iter()
+    .map(|l| l.to_vec())
+    .collect();
+    lines.push(long_method);
+    lines
+}
+
+/// Sends `bytes` (from a thread: the proxy may answer and close before reading them all) and
+/// returns the status line of what comes back, if any.
+fn status_line_for(addr: SocketAddr, bytes: Vec<u8>) -> Option<String> {
+    let s = connect(addr);
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut w = s.try_clone().expect("clone");
+    let writer = thread::spawn(move || {
+        let _ = w.write_all(&bytes);
+    });
+    let mut r = s;
+    let (got, _) = read_until_closed(&mut r);
+    let _ = writer.join();
+    let end = got.windows(2).position(|w| w == b"\r\n")?;
+    Some(String::from_utf8_lossy(&got[..end]).into_owned())
+}
+
+#[track_caller]
+fn assert_refused_by_the_codec(addr: SocketAddr, line: &[u8]) {
+    let shown = String::from_utf8_lossy(&line[..line.len().min(40)]).into_owned();
+    let status =
+        status_line_for(addr, line.to_vec()).unwrap_or_else(|| panic!("no answer to {shown:?}"));
+    let code: u16 = status
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer to {shown:?}: {status:?}"));
+    assert!((400..500).contains(&code), "{shown:?} got {status:?}");
+}
+
+/// The issue-16 finding: on a sniffing listener, malformed HTTP never reaches the TCP route's
+/// upstream (nor the HTTP cluster): the codec answers it.
+#[test]
+fn malformed_http_is_answered_by_the_codec_never_relayed() {
+    let web = HttpOrigin::echo();
+    let raw = banner_origin();
+    let proxy = sniff_proxy(web.addr, raw.addr, "uring");
+    for line in malformed_request_lines() {
+        assert_refused_by_the_codec(proxy.listen, &line);
+    }
+    // Well-formed HTTP and other protocols on the same port still go where they should.
+    let (status, _, _) = hyper_get(proxy.listen, "/ok", "sniff.test");
+    assert_eq!(status, 200);
+    let hello = round_trip(proxy.listen, Arc::new(b"hello\n".to_vec())).expect("hello");
+    assert_eq!(hello, [BANNER, b"hello\n"].concat());
+    assert_eq!(
+        raw.connection_count(),
+        1,
+        "malformed HTTP reached the TCP origin"
+    );
+    assert_eq!(web.requests().len(), 1, "{:?}", web.requests());
+    let n = malformed_request_lines().len() as f64;
+    expect_protocol(&proxy, "http1", n + 1.0);
+    expect_protocol(&proxy, "tcp", 1.0);
+}
+
+/// The same with `--mode auto`, where the TCP fallback's upstream is the HTTP origin itself:
+/// not one malformed byte reaches it.
+#[test]
+fn malformed_http_never_reaches_the_origin_in_auto_mode() {
+    let web = HttpOrigin::echo();
+    let proxy = Proxy::quick(&args(&[
+        "--upstream",
+        &web.addr.to_string(),
+        "--mode",
+        "auto",
+        "--cores",
+        "0",
+    ]));
+    for line in malformed_request_lines() {
+        assert_refused_by_the_codec(proxy.listen, &line);
+    }
+    assert_eq!(web.connections(), 0, "malformed HTTP reached the origin");
 }
 
 /// A client that says nothing (SSH, SMTP, MySQL clients wait for the server) is relayed as TCP

@@ -24,25 +24,32 @@
 //!    valid HTTP/1 method token: while the bytes are a proper prefix of the preface the verdict is
 //!    [`Verdict::NeedMore`]. Bytes that leave the preface fall through to the HTTP/1 rule (the
 //!    preface was designed to look like an HTTP/1.1 request that servers reject, RFC 9113 §3.4).
-//! 3. **HTTP/1.x**: the start of a request line, `method SP request-target` (RFC 9112 §3):
-//!    - up to [`MAX_LEADING_CRLF`] empty lines (CRLF) are skipped first: RFC 9112 §2.2 says a
-//!      server SHOULD ignore at least one empty line received before the request line;
-//!    - the method is a token (RFC 9110 §9.1), i.e. 1 or more tchar (RFC 9110 §5.6.2). Strait
-//!      accepts at most [`MAX_METHOD_LEN`] of them: the longest registered method
-//!      (`UPDATEREDIRECTREF`, 17) fits, and the bound is what makes the decision bounded;
-//!    - then exactly one SP (RFC 9112 §3);
-//!    - then the first byte of a request-target (RFC 9112 §3.2): `/` (origin-form), `*`
-//!      (asterisk-form), a letter (absolute-form: a URI scheme starts with ALPHA, RFC 3986 §3.1;
-//!      or authority-form with a reg-name), a digit (authority-form with an IPv4 address or a
-//!      reg-name) or `[` (authority-form with an IP-literal, RFC 3986 §3.2.2).
-//!
-//!    That is enough to answer [`Sniffed::Http1`]: the HTTP/1 codec validates the rest. While
-//!    the bytes are still a valid prefix of that shape the verdict is [`Verdict::NeedMore`]; any
-//!    other byte (a non-tchar before the SP, a 21st tchar, a second SP, a bad target byte) makes
-//!    it [`Sniffed::Tcp`]. One exception: a token starting with `SSH-` is [`Sniffed::Tcp`] (the
-//!    SSH identification string, RFC 4253 §4.2, is `SSH-protoversion-softwareversion SP
-//!    comments`, which would otherwise pass as a method and a target, e.g.
-//!    `SSH-2.0-OpenSSH_9.6 FreeBSD-20240104`). No HTTP method starts with `SSH-`.
+//! 3. **HTTP/1.x**: anything that an HTTP/1 server could take for the start of a request line,
+//!    well formed or not, is [`Sniffed::Http1`], so that the strict codec sees it and refuses what
+//!    is malformed (400). A sniffing listener must never relay a malformed request to its TCP
+//!    route verbatim: with `protocol = "auto"` that route's upstream is the HTTP origin itself,
+//!    and the fallback would carry exactly the bytes the codec exists to refuse (smuggling by
+//!    classification). So the rule names what is *not* HTTP, and everything else is HTTP:
+//!    - a leading run of CR and LF bytes (RFC 9112 §2.2's empty lines, bare or not) is skipped;
+//!      a run longer than [`MAX_LEADING_EOL`] is HTTP (the codec skips any number of CRLFs);
+//!    - a line starting with SP or HTAB followed by SP, HTAB or a tchar is HTTP (leading
+//!      whitespace before a method);
+//!    - a line starting with a control byte, DEL or a delimiter (RFC 9110 §5.6.2:
+//!      `"(),/:;<=>?@[\]{}`) is [`Sniffed::Tcp`]: a method is a token, so such a line is not a
+//!      request line for any HTTP parser (binary protocols start with a control byte, a length
+//!      or a magic number; JSON with `{`);
+//!    - `SSH-` at the start is [`Sniffed::Tcp`] (the SSH identification string, RFC 4253 §4.2,
+//!      `SSH-protoversion-softwareversion SP comments`, would otherwise look like a method and
+//!      more words);
+//!    - otherwise the line's first word (printable bytes and high bytes, started by a tchar or a
+//!      high byte: a method with bytes >= 0x80 is malformed HTTP, not another protocol) is HTTP when it is followed by SP or HTAB (one or more, a tab, a missing target:
+//!      the codec decides), when its leading token is a registered method ([`REGISTERED_METHODS`],
+//!      ignoring case) whatever follows the token (`GET\r\n`, `GET/`, `GET\xff`), or when it is
+//!      longer than [`MAX_METHOD_LEN`] bytes (an over-long method: the codec's request-line
+//!      limit decides);
+//!    - a short first word that ends the line (CR, LF) or meets a control byte, and is not a
+//!      registered method, is [`Sniffed::Tcp`]: `hello\n`, Redis `PING\r\n` and RESP `*1\r\n`,
+//!      AMQP's `AMQP\0`.
 //! 4. **Anything else** is [`Sniffed::Tcp`].
 //!
 //! # Guarantees
@@ -53,7 +60,9 @@
 //!   so the caller may stop reading at the first `Known`.
 //! - The verdict is a guess about the protocol family, not a validation: text protocols that
 //!   look like `WORD SP word` (a Redis inline command `SET k v`, memcached `get k`) are
-//!   [`Sniffed::Http1`] and are then refused by the HTTP/1 codec.
+//!   [`Sniffed::Http1`] and are then refused by the HTTP/1 codec, as is a line protocol whose
+//!   first word is an HTTP method (STOMP's `CONNECT`) or is over 20 bytes long. Such protocols
+//!   need a listener without `http1` in its `protocols`.
 
 use crate::http1::syntax::is_tchar;
 
@@ -82,16 +91,17 @@ pub enum Verdict {
 /// The HTTP/2 client connection preface (RFC 9113 §3.4).
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Empty lines (CRLF) skipped before an HTTP/1 request line (RFC 9112 §2.2 asks for at least one).
-pub const MAX_LEADING_CRLF: usize = 2;
+/// CR and LF bytes skipped before a request line; a longer run is HTTP/1 (the codec decides).
+pub const MAX_LEADING_EOL: usize = 8;
 
-/// Longest method token accepted as HTTP/1 (the longest registered method is 17 bytes).
+/// A first word longer than this is an over-long method: HTTP/1, whatever follows (the longest
+/// registered method, `UPDATEREDIRECTREF`, is 17 bytes).
 pub const MAX_METHOD_LEN: usize = 20;
 
 /// Bytes after which classification is always decided: the longest input that can still be
-/// undecided is the HTTP/1 shape `CRLF CRLF <20 tchar> SP` (25 bytes), one byte short of a
-/// decision; TLS decides after 3 bytes and HTTP/2 after the 24-byte preface.
-pub const SNIFF_MAX: usize = 2 * MAX_LEADING_CRLF + MAX_METHOD_LEN + 2;
+/// undecided is `MAX_LEADING_EOL` line-end bytes and a 20-byte first word; TLS decides after 3
+/// bytes and HTTP/2 after the 24-byte preface.
+pub const SNIFF_MAX: usize = MAX_LEADING_EOL + MAX_METHOD_LEN + 1;
 
 const _: () = assert!(SNIFF_MAX >= H2_PREFACE.len());
 
@@ -137,38 +147,126 @@ fn classify_tls(bytes: &[u8]) -> Verdict {
 
 /// Rule 3 (and 4 when it does not match).
 fn classify_http1(bytes: &[u8]) -> Verdict {
-    let mut rest = bytes;
-    for _ in 0..MAX_LEADING_CRLF {
-        match rest {
-            [] | [b'\r'] => return Verdict::NeedMore,
-            [b'\r', b'\n', tail @ ..] => rest = tail,
-            _ => break,
+    let eol = bytes
+        .iter()
+        .take_while(|&&b| matches!(b, b'\r' | b'\n'))
+        .count();
+    if eol > MAX_LEADING_EOL {
+        return Verdict::Known(Sniffed::Http1);
+    }
+    let line = &bytes[eol..];
+    let Some(&first) = line.first() else {
+        return Verdict::NeedMore;
+    };
+    if is_blank(first) {
+        return match line.get(1) {
+            None => Verdict::NeedMore,
+            Some(&b) if is_blank(b) || is_tchar(b) || b >= 0x80 => Verdict::Known(Sniffed::Http1),
+            Some(_) => Verdict::Known(Sniffed::Tcp),
+        };
+    }
+    if !is_tchar(first) && first < 0x80 {
+        return Verdict::Known(Sniffed::Tcp);
+    }
+    classify_first_word(line)
+}
+
+/// The first word of a line that starts with a tchar or a high byte: decides on the byte that ends it, or on
+/// its length.
+fn classify_first_word(line: &[u8]) -> Verdict {
+    let token_len = line.iter().take_while(|&&b| is_tchar(b)).count();
+    if line.starts_with(SSH_PREFIX) {
+        return Verdict::Known(Sniffed::Tcp);
+    }
+    if token_len > MAX_METHOD_LEN {
+        return Verdict::Known(Sniffed::Http1);
+    }
+    let Some(&end) = line.get(token_len) else {
+        return Verdict::NeedMore;
+    };
+    if is_blank(end) || is_registered_method(&line[..token_len]) {
+        return Verdict::Known(Sniffed::Http1);
+    }
+    // A method glued to other printable bytes (`G\xffT`, `FOO/`): still a request line if a
+    // blank follows the word, or if the word is longer than any method.
+    for (i, &b) in line.iter().enumerate().skip(token_len) {
+        if i > MAX_METHOD_LEN {
+            return Verdict::Known(Sniffed::Http1);
+        }
+        if is_blank(b) {
+            return Verdict::Known(Sniffed::Http1);
+        }
+        if !is_word_byte(b) {
+            return Verdict::Known(Sniffed::Tcp);
         }
     }
-    for (i, &b) in rest.iter().enumerate() {
-        if b == b' ' {
-            if i == 0 {
-                return Verdict::Known(Sniffed::Tcp);
-            }
-            return match rest.get(i + 1) {
-                None => Verdict::NeedMore,
-                Some(&t) if is_target_start(t) => Verdict::Known(Sniffed::Http1),
-                Some(_) => Verdict::Known(Sniffed::Tcp),
-            };
-        }
-        if i == MAX_METHOD_LEN || !is_tchar(b) {
-            return Verdict::Known(Sniffed::Tcp);
-        }
-        if i + 1 == SSH_PREFIX.len() && rest.starts_with(SSH_PREFIX) {
-            return Verdict::Known(Sniffed::Tcp);
-        }
+    if line.len() > MAX_METHOD_LEN {
+        return Verdict::Known(Sniffed::Http1);
     }
     Verdict::NeedMore
 }
 
-/// First byte of a request-target in any of the four forms (RFC 9112 §3.2).
-const fn is_target_start(b: u8) -> bool {
-    matches!(b, b'/' | b'*' | b'[') || b.is_ascii_alphanumeric()
+/// SP or HTAB: what separates the parts of a request line, leniently (RFC 9112 §3 allows only
+/// SP; the codec refuses the rest, so any blank sends the line there).
+const fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t')
+}
+
+/// A byte of a line's first word: printable ASCII other than SP, or any byte with the high bit
+/// set (obs-text).
+const fn is_word_byte(b: u8) -> bool {
+    matches!(b, 0x21..=0x7e | 0x80..=0xff)
+}
+
+/// The methods of the IANA HTTP Method Registry (RFC 9110 §16.1), matched ignoring ASCII case:
+/// a line that starts with one of them is an HTTP request line whatever follows it.
+const REGISTERED_METHODS: &[&[u8]] = &[
+    b"ACL",
+    b"BASELINE-CONTROL",
+    b"BIND",
+    b"CHECKIN",
+    b"CHECKOUT",
+    b"CONNECT",
+    b"COPY",
+    b"DELETE",
+    b"GET",
+    b"HEAD",
+    b"LABEL",
+    b"LINK",
+    b"LOCK",
+    b"MERGE",
+    b"MKACTIVITY",
+    b"MKCALENDAR",
+    b"MKCOL",
+    b"MKREDIRECTREF",
+    b"MKWORKSPACE",
+    b"MOVE",
+    b"OPTIONS",
+    b"ORDERPATCH",
+    b"PATCH",
+    b"POST",
+    b"PRI",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"PUT",
+    b"QUERY",
+    b"REBIND",
+    b"REPORT",
+    b"SEARCH",
+    b"TRACE",
+    b"UNBIND",
+    b"UNCHECKOUT",
+    b"UNLINK",
+    b"UNLOCK",
+    b"UPDATE",
+    b"UPDATEREDIRECTREF",
+    b"VERSION-CONTROL",
+];
+
+fn is_registered_method(token: &[u8]) -> bool {
+    REGISTERED_METHODS
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]
@@ -251,15 +349,17 @@ mod tests {
 
     #[test]
     fn sniff_max_is_the_tight_bound() {
-        assert_eq!(SNIFF_MAX, 26);
-        // The longest undecided input: two empty lines, a 20-byte method and SP.
-        let mut worst = b"\r\n\r\n".to_vec();
+        assert_eq!(SNIFF_MAX, 29);
+        // The longest undecided input: eight line-end bytes and a 20-byte first word.
+        let mut worst = b"\r\n\n\r\r\n\r\n".to_vec();
         worst.extend_from_slice(&[b'A'; MAX_METHOD_LEN]);
-        worst.push(b' ');
         assert_eq!(worst.len(), SNIFF_MAX - 1);
         assert_eq!(classify(&worst), MORE);
-        worst.push(b'/');
-        assert_eq!(classify(&worst), H1);
+        let mut longer = worst.clone();
+        longer.push(b'A');
+        assert_eq!(classify(&longer), H1);
+        worst.push(b'\n');
+        assert_eq!(classify(&worst), TCP);
     }
 
     #[test]
@@ -278,17 +378,18 @@ mod tests {
         for i in 0..H2_PREFACE.len() {
             let mut input = H2_PREFACE[..i].to_vec();
             input.push(0x00);
-            let want = if i >= 5 { H1 } else { TCP };
+            // `PRI` is a registered method: whatever follows it is a request line.
+            let want = if i >= 3 { H1 } else { TCP };
             assert_eq!(classify(&input), want, "diverging at {i}");
         }
         // Leaves the preface at its 12th byte (`1` for `2`).
         assert_prefixes(b"PRI * HTTP/1.1\r\n", 12, H1);
         assert_prefixes(b"PRI / HTTP/1.1\r\n", 5, H1);
-        assert_prefixes(b"PRIX / HTTP/1.1\r\n", 6, H1);
+        assert_prefixes(b"PRIX / HTTP/1.1\r\n", 5, H1);
         // Leading CRLF: not the preface (it must be the very first bytes, RFC 9113 §3.4).
         let mut late = b"\r\n".to_vec();
         late.extend_from_slice(H2_PREFACE);
-        assert_prefixes(&late, 7, H1);
+        assert_prefixes(&late, 6, H1);
     }
 
     #[test]
@@ -320,8 +421,8 @@ mod tests {
 
     #[test]
     fn every_prefix_of_a_request_line() {
-        assert_prefixes(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 5, H1);
-        assert_prefixes(b"GET /index.html HTTP/1.0\r\n\r\n", 5, H1);
+        assert_prefixes(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 4, H1);
+        assert_prefixes(b"GET /index.html HTTP/1.0\r\n\r\n", 4, H1);
     }
 
     #[test]
@@ -369,26 +470,26 @@ mod tests {
             let m = &m[..m.len().min(MAX_METHOD_LEN)];
             for target in ["/", "/x?y=1", "*", "http://example.com/", "example.com:443"] {
                 let line = format!("{m} {target} HTTP/1.1\r\n");
-                assert_prefixes(line.as_bytes(), m.len() + 2, H1);
+                assert_prefixes(line.as_bytes(), m.len() + 1, H1);
             }
         }
     }
 
     #[test]
     fn request_target_forms() {
-        assert_prefixes(b"GET http://example.com/ HTTP/1.1\r\n", 5, H1);
-        assert_prefixes(b"GET HTTPS://EXAMPLE.COM/ HTTP/1.1\r\n", 5, H1);
-        assert_prefixes(b"OPTIONS * HTTP/1.1\r\n", 9, H1);
-        assert_prefixes(b"CONNECT example.com:443 HTTP/1.1\r\n", 9, H1);
-        assert_prefixes(b"CONNECT 192.0.2.1:443 HTTP/1.1\r\n", 9, H1);
-        assert_prefixes(b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\n", 9, H1);
-        // Not a target start: SP, CR, LF, '?', '#', '"', '<', control bytes, non-ASCII.
+        assert_prefixes(b"GET http://example.com/ HTTP/1.1\r\n", 4, H1);
+        assert_prefixes(b"GET HTTPS://EXAMPLE.COM/ HTTP/1.1\r\n", 4, H1);
+        assert_prefixes(b"OPTIONS * HTTP/1.1\r\n", 8, H1);
+        assert_prefixes(b"CONNECT example.com:443 HTTP/1.1\r\n", 8, H1);
+        assert_prefixes(b"CONNECT 192.0.2.1:443 HTTP/1.1\r\n", 8, H1);
+        assert_prefixes(b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\n", 8, H1);
+        // Whatever follows `method SP` goes to the codec, which refuses what is not a target.
         for b in [
             b' ', b'\r', b'\n', b'?', b'#', b'"', b'<', 0x00, 0x7f, 0x80, 0xff,
         ] {
             assert_eq!(
                 classify(&[b'G', b'E', b'T', b' ', b]),
-                TCP,
+                H1,
                 "target byte {b:#x}"
             );
         }
@@ -399,17 +500,27 @@ mod tests {
         for b in 0..=255u8 {
             // As the first byte.
             let want = match b {
-                0x16 | b'\r' => MORE,
+                0x16 | b'\r' | b'\n' | b' ' | b'\t' | 0x80..=0xff => MORE,
                 _ if is_tchar(b) => MORE,
                 _ => TCP,
             };
             assert_eq!(classify(&[b]), want, "first byte {b:#x}");
-            // Inside the method.
-            let want = if is_tchar(b) || b == b' ' { MORE } else { TCP };
+            // Inside the method (`G` is no method, so the word goes on).
+            let want = match b {
+                b' ' | b'\t' => H1,
+                _ if is_word_byte(b) => MORE,
+                _ => TCP,
+            };
             assert_eq!(classify(&[b'G', b]), want, "method byte {b:#x}");
-            // As the target's first byte.
-            let want = if is_target_start(b) { H1 } else { TCP };
-            assert_eq!(classify(&[b'G', b' ', b]), want, "target byte {b:#x}");
+            // After a registered method: a request line whatever ends the token.
+            let want = if is_tchar(b) { MORE } else { H1 };
+            assert_eq!(
+                classify(&[b'G', b'E', b'T', b]),
+                want,
+                "byte {b:#x} after GET"
+            );
+            // As the target's first byte: the codec decides.
+            assert_eq!(classify(&[b'G', b' ', b]), H1, "target byte {b:#x}");
         }
     }
 
@@ -417,38 +528,105 @@ mod tests {
     fn method_length_limit() {
         let mut line = vec![b'M'; MAX_METHOD_LEN];
         line.extend_from_slice(b" / HTTP/1.1\r\n");
-        assert_prefixes(&line, MAX_METHOD_LEN + 2, H1);
+        assert_prefixes(&line, MAX_METHOD_LEN + 1, H1);
+        // Longer than any method: an over-long method, refused by the codec, never relayed.
         let mut long = vec![b'M'; MAX_METHOD_LEN + 1];
         long.extend_from_slice(b" / HTTP/1.1\r\n");
-        assert_prefixes(&long, MAX_METHOD_LEN + 1, TCP);
+        assert_prefixes(&long, MAX_METHOD_LEN + 1, H1);
+        assert_eq!(classify(&vec![b'M'; 100_000]), H1);
+        // A short word that ends the line is not HTTP; one byte longer, it is.
+        let mut word = vec![b'w'; MAX_METHOD_LEN];
+        word.push(b'\n');
+        assert_prefixes(&word, MAX_METHOD_LEN + 1, TCP);
     }
 
     #[test]
     fn malformed_request_line_starts() {
-        assert_eq!(classify(b" GET / HTTP/1.1"), TCP);
-        assert_eq!(classify(b"GET  / HTTP/1.1"), TCP);
-        assert_eq!(classify(b"GET\t/ HTTP/1.1"), TCP);
-        assert_eq!(classify(b"GE(T / HTTP/1.1"), TCP);
-        assert_eq!(classify(b"GET: / HTTP/1.1"), TCP);
-        assert_eq!(classify(b"GET/ HTTP/1.1"), TCP);
-        assert_eq!(classify(b"\xc3\xa9T / HTTP/1.1"), TCP);
+        // Each of these is malformed HTTP: the codec must see it (and answer 400).
+        let malformed: &[&[u8]] = &[
+            b" GET / HTTP/1.1",
+            b"\tGET / HTTP/1.1",
+            b"  GET / HTTP/1.1",
+            b"GET  / HTTP/1.1",
+            b"GET\t/ HTTP/1.1",
+            b"GET \t/ HTTP/1.1",
+            b"GET HTTP/1.1\r\n",
+            b"GET  HTTP/1.1\r\n",
+            b"GET\r\n",
+            b"GET\n",
+            b"get\r\n",
+            b"Delete\r\n",
+            b"GET\x00/ HTTP/1.1",
+            b"GE(T / HTTP/1.1",
+            b"GET: / HTTP/1.1",
+            b"GET/ HTTP/1.1",
+            b"GET/index.html HTTP/1.1",
+            b"FOO/ HTTP/1.1",
+            b"G\xffET / HTTP/1.1",
+            b"GET\xff / HTTP/1.1",
+            b"\xc3\xa9T / HTTP/1.1",
+            b"\xffGET / HTTP/1.1",
+            b"M\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80",
+            b"\nGET / HTTP/1.1",
+            b"\r\n\r\n\r\nGET / HTTP/1.1",
+            b"\r\r\r\r\r\r\r\r\r\rGET / HTTP/1.1",
+            b"POST\t/x HTTP/1.0\r\n",
+            b"PUT /a\tHTTP/1.1\r\n",
+        ];
+        for input in malformed {
+            assert_eq!(classify(input), H1, "{:?}", String::from_utf8_lossy(input));
+            assert_monotone(input);
+        }
+    }
+
+    /// Request lines broken in the ways a lenient HTTP parser may still accept: none of them may
+    /// ever fall back to TCP (the fallback would relay them to an upstream unchecked).
+    #[test]
+    fn mutated_request_lines_are_never_tcp() {
+        let mut rng = XorShift(0x5851_f42d_4c95_7f2d);
+        let methods: &[&[u8]] = &[
+            b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS", b"PURGE", b"get",
+            b"X",
+        ];
+        let seps: &[&[u8]] = &[b" ", b"  ", b"\t", b" \t", b"\t\t"];
+        let targets: &[&[u8]] = &[b"/", b"/a?b=1", b"*", b"http://h/", b"", b"\"/\"", b"\xff/"];
+        let junk: &[&[u8]] = &[b"", b"\r\n", b"\n", b"\r", b"\r\n\r\n\r\n", b" ", b"\t"];
+        for _ in 0..100_000 {
+            let mut line = junk[rng.below(junk.len())].to_vec();
+            let mut method = methods[rng.below(methods.len())].to_vec();
+            // Sometimes a high byte or a delimiter inside the method, or a very long one.
+            match rng.below(6) {
+                0 => method.insert(rng.below(method.len() + 1).max(1), 0x80 | rng.next() as u8),
+                1 => method.insert(rng.below(method.len()).max(1), b"/:(@\""[rng.below(5)]),
+                2 => method.extend(std::iter::repeat_n(b'A', MAX_METHOD_LEN)),
+                _ => {}
+            }
+            line.extend_from_slice(&method);
+            line.extend_from_slice(seps[rng.below(seps.len())]);
+            line.extend_from_slice(targets[rng.below(targets.len())]);
+            line.extend_from_slice(seps[rng.below(seps.len())]);
+            line.extend_from_slice(b"HTTP/1.1\r\n");
+            let v = classify(&line);
+            assert_eq!(v, H1, "{:?}", String::from_utf8_lossy(&line));
+        }
     }
 
     #[test]
     fn leading_empty_lines() {
-        assert_prefixes(b"\r\nGET / HTTP/1.1\r\n", 7, H1);
-        assert_prefixes(b"\r\n\r\nGET / HTTP/1.1\r\n", 9, H1);
-        // A third empty line is more than Strait tolerates.
-        assert_prefixes(b"\r\n\r\n\r\nGET / HTTP/1.1\r\n", 5, TCP);
-        assert_eq!(classify(b"\r"), MORE);
-        assert_eq!(classify(b"\r\n"), MORE);
-        assert_eq!(classify(b"\r\n\r"), MORE);
-        assert_eq!(classify(b"\r\n\r\n"), MORE);
-        // Bare CR or LF lines are not tolerated.
-        assert_eq!(classify(b"\n"), TCP);
-        assert_eq!(classify(b"\rG"), TCP);
-        assert_eq!(classify(b"\r\r"), TCP);
-        assert_eq!(classify(b"\r\n\n"), TCP);
+        assert_prefixes(b"\r\nGET / HTTP/1.1\r\n", 6, H1);
+        assert_prefixes(b"\r\n\r\nGET / HTTP/1.1\r\n", 8, H1);
+        assert_prefixes(b"\r\n\r\n\r\nGET / HTTP/1.1\r\n", 10, H1);
+        for n in 1..=MAX_LEADING_EOL {
+            assert_eq!(classify(&b"\r\n\r\n\r\n\r\n"[..n]), MORE);
+        }
+        // Longer runs are HTTP: the codec skips CRLFs (or refuses bare ones) and decides.
+        assert_eq!(classify(b"\r\n\r\n\r\n\r\n\r"), H1);
+        assert_eq!(classify(&[b'\n'; MAX_LEADING_EOL + 1]), H1);
+        // Bare CR or LF lines before a request line go to the codec too (which refuses them).
+        assert_eq!(classify(b"\nGET "), H1);
+        assert_eq!(classify(b"\rGET "), H1);
+        // ... but before a word that ends the line they are not HTTP.
+        assert_eq!(classify(b"\r\nhello\r\n"), TCP);
         // CRLF then a TLS or h2 start is not TLS or h2.
         assert_eq!(classify(b"\r\n\x16\x03\x01"), TCP);
     }
@@ -462,8 +640,8 @@ mod tests {
         assert_prefixes(b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n", 4, TCP);
         assert_prefixes(b"SSH-1.99-Cisco-1.25\r\n", 4, TCP);
         // Only the exact prefix: methods starting with SSH are still HTTP.
-        assert_prefixes(b"SSHX / HTTP/1.1\r\n", 6, H1);
-        assert_prefixes(b"SSH / HTTP/1.1\r\n", 5, H1);
+        assert_prefixes(b"SSHX / HTTP/1.1\r\n", 5, H1);
+        assert_prefixes(b"SSH / HTTP/1.1\r\n", 4, H1);
     }
 
     #[test]
@@ -478,7 +656,15 @@ mod tests {
         assert_prefixes(b"\r\n\r\n\0\r\nQUIT\n", 5, TCP);
         // Binary garbage.
         assert_eq!(classify(&[0x00]), TCP);
-        assert_eq!(classify(&[0xff, 0xfe, 0xfd]), TCP);
+        assert_eq!(classify(&[0xff, 0xfe, 0x00]), TCP);
+        // Line protocols whose first word ends the line.
+        assert_prefixes(b"hello\n", 6, TCP);
+        assert_prefixes(b"PING\r\n", 5, TCP);
+        assert_prefixes(b"QUIT\r\n", 5, TCP);
+        // AMQP 0-9-1 protocol header; JSON lines; MongoDB (little-endian length first).
+        assert_prefixes(b"AMQP\x00\x00\x09\x01", 5, TCP);
+        assert_prefixes(b"{\"jsonrpc\": \"2.0\"}\n", 1, TCP);
+        assert_prefixes(&[0xc8, 0x00, 0x00, 0x00, 0xd4, 0x07], 2, TCP);
         assert_eq!(classify(&[0x7f, b'E', b'L', b'F']), TCP);
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tracing::{debug, warn};
 
 use crate::metrics;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 const MAX_CONCURRENT: usize = 8;
 const MAX_HEAD: usize = 8 * 1024;

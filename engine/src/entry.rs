@@ -22,7 +22,7 @@ use tracing::debug;
 use crate::client_stream::ClientStream;
 use crate::config::{HostMatch, ListenerProtocol, TlsListenerConfig};
 use crate::stats::Detected;
-use crate::tcp_proxy::ConnectionGuard;
+use crate::upstream::ConnectionGuard;
 
 /// Serves a connection accepted on a listener that sniffs or terminates TLS.
 pub(crate) async fn serve(guard: ConnectionGuard, mut client: TcpStream, peer: SocketAddr) {

@@ -9,6 +9,7 @@
 pub mod admin;
 mod client_stream;
 pub mod config;
+mod context;
 pub mod control;
 mod core;
 mod entry;
@@ -17,10 +18,12 @@ pub mod listener;
 mod log_limit;
 pub mod metrics;
 pub mod server;
+mod shared;
 pub mod stats;
 mod tcp_proxy;
 pub mod tls;
 mod tls_stream;
 mod udp_proxy;
+mod upstream;
 
 pub use server::{DrainHandle, ReloadHandle, Server, StartError};

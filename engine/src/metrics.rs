@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::control::Control;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::stats::{jain_index, ClusterHttpCounters, CoreHistograms, RouteCounters, RouteSlots};
 
 /// How long a reader waits for a busy core to send its histograms.

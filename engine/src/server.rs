@@ -18,10 +18,12 @@ use tracing::{info, warn};
 
 use crate::admin::AdminServer;
 use crate::config::{format_core_list, AccessLogTarget, Config, CoreSelection, IoDriver};
-use crate::control::{self, Control, ControlSender};
-use crate::core::{self as core_rt, CoreContext};
+use crate::context::CoreContext;
+use crate::control::{self, Control};
+use crate::core as core_rt;
 use crate::http::access_log::{AccessLog, CoreAccessLog};
 use crate::listener;
+pub use crate::shared::Shared;
 use crate::stats::{CoreStats, DriverKind};
 
 #[derive(Debug)]
@@ -66,17 +68,6 @@ impl std::fmt::Display for StartError {
 }
 
 impl std::error::Error for StartError {}
-
-/// State the control plane shares with the admin server (never with the data path).
-pub struct Shared {
-    pub config: Arc<Config>,
-    pub cores: Vec<Arc<CoreStats>>,
-    pub controls: Vec<ControlSender>,
-    pub draining: AtomicBool,
-    pub started: Instant,
-    /// Resolved listener addresses (port 0 replaced by the kernel's choice).
-    pub listener_addresses: Vec<SocketAddr>,
-}
 
 #[derive(Clone)]
 pub struct DrainHandle {

@@ -99,7 +99,7 @@ pub struct ListenerCounters {
     /// not accept.
     pub sniff_refused: Counter,
     pub tls_handshakes: Counter,
-    /// TLS handshakes that failed, by [`HandshakeFailure`](crate::tls::HandshakeFailure).
+    /// TLS handshakes that failed, by [`HandshakeFailure`](crate::tls_stream::HandshakeFailure).
     pub tls_handshake_failures: [Counter; 7],
     /// TLS connections relayed undecrypted by SNI.
     pub tls_passthrough: Counter,

@@ -7,19 +7,19 @@
 //! info/warn for events a client can trigger at will (those are debug and counted instead).
 
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
-use std::rc::Rc;
-use std::time::Instant;
+use std::os::fd::AsRawFd;
 
 use monoio::net::TcpStream;
 use strait_balancer::{Balancer, TriedSet};
 use strait_protocols::proxy_protocol;
 use strait_protocols::relay::{self, sys, Direction, RelayEnd, RelayObserver, Side};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::config::ProxyProtocol;
-use crate::core::CoreContext;
+use crate::context::CoreContext;
 use crate::stats::{ClusterCounters, ListenerCounters};
+use crate::upstream::connect_endpoint;
+use crate::upstream::{ConnectionGuard, EndpointGuard};
 
 /// Serves one accepted connection. `guard` was opened by the accept loop, so the connection counts
 /// against the per-core limit from the moment it is accepted, not from when this task first runs.
@@ -29,7 +29,7 @@ pub(crate) fn serve(
     client: TcpStream,
     peer: SocketAddr,
 ) -> impl std::future::Future<Output = ()> {
-    let cluster = guard.ctx.config.listeners[guard.listener_index].l4_cluster();
+    let cluster = guard.context().config.listeners[guard.listener_index()].l4_cluster();
     serve_to(guard, client, peer, cluster, Vec::new())
 }
 
@@ -42,8 +42,8 @@ pub(crate) async fn serve_to(
     cluster_index: usize,
     prefix: Vec<u8>,
 ) {
-    let ctx = guard.ctx.clone();
-    let listener_index = guard.listener_index;
+    let ctx = guard.context().clone();
+    let listener_index = guard.listener_index();
     let listener = &ctx.config.listeners[listener_index];
     let stats = &ctx.stats;
     let _ = client.set_nodelay(true);
@@ -59,7 +59,7 @@ pub(crate) async fn serve_to(
     let _endpoint_guard = EndpointGuard::open(ctx.clone(), cluster_index, endpoint_index);
     ctx.open_sockets
         .borrow_mut()
-        .set_upstream(guard.slot, upstream.as_raw_fd());
+        .set_upstream(guard.slot(), upstream.as_raw_fd());
     let cluster = &ctx.config.clusters[cluster_index];
 
     if cluster.proxy_protocol != ProxyProtocol::Off {
@@ -166,60 +166,6 @@ async fn connect(
     None
 }
 
-/// One connect attempt to one endpoint, with the cluster's timeout, counted and (throttled)
-/// logged on failure.
-pub(crate) async fn connect_endpoint(
-    ctx: &CoreContext,
-    cluster_index: usize,
-    endpoint_index: usize,
-) -> Option<TcpStream> {
-    let cluster = &ctx.config.clusters[cluster_index];
-    let counters = &ctx.stats.clusters[cluster_index];
-    let endpoint = &cluster.endpoints[endpoint_index];
-    let endpoint_counters = &ctx.stats.endpoints[cluster_index][endpoint_index];
-    let started = Instant::now();
-    match monoio::time::timeout(
-        cluster.connect_timeout,
-        TcpStream::connect_addr(endpoint.address),
-    )
-    .await
-    {
-        Ok(Ok(stream)) => {
-            let micros = started.elapsed().as_micros() as u64;
-            if let Some(h) = ctx
-                .histograms
-                .borrow_mut()
-                .connect_micros
-                .get_mut(cluster_index)
-            {
-                h.saturating_record(micros.max(1));
-            }
-            counters.connections.inc();
-            endpoint_counters.connections.inc();
-            let _ = stream.set_nodelay(true);
-            Some(stream)
-        }
-        Ok(Err(e)) => {
-            counters.connect_failures.inc();
-            endpoint_counters.connect_failures.inc();
-            if let Some(suppressed) = ctx.connect_warnings[cluster_index].allow() {
-                warn!(cluster = %cluster.name, endpoint = %endpoint.address, error = %e, suppressed,
-                    "upstream connect failed");
-            }
-            None
-        }
-        Err(_) => {
-            counters.connect_timeouts.inc();
-            endpoint_counters.connect_timeouts.inc();
-            if let Some(suppressed) = ctx.connect_warnings[cluster_index].allow() {
-                warn!(cluster = %cluster.name, endpoint = %endpoint.address, suppressed,
-                    timeout_ms = cluster.connect_timeout.as_millis() as u64, "upstream connect timed out");
-            }
-            None
-        }
-    }
-}
-
 /// Close with RST: the peer must not read a clean EOF as a complete exchange.
 fn abort(stream: &TcpStream) {
     let _ = sys::set_linger_zero(stream.as_raw_fd());
@@ -247,97 +193,10 @@ impl RelayObserver for ByteCounters<'_> {
     }
 }
 
-/// Counts a client connection open for exactly as long as it lives, however its task ends.
-pub(crate) struct ConnectionGuard {
-    ctx: Rc<CoreContext>,
-    listener_index: usize,
-    opened: Instant,
-    /// Slot in the core's open-socket registry.
-    slot: usize,
-}
-
-impl ConnectionGuard {
-    pub(crate) fn context(&self) -> &Rc<CoreContext> {
-        &self.ctx
-    }
-
-    pub(crate) fn listener_index(&self) -> usize {
-        self.listener_index
-    }
-
-    pub(crate) fn slot(&self) -> usize {
-        self.slot
-    }
-
-    pub(crate) fn open(ctx: &Rc<CoreContext>, listener_index: usize, client_fd: RawFd) -> Self {
-        let slot = ctx.open_sockets.borrow_mut().insert(client_fd);
-        ctx.active.set(ctx.active.get() + 1);
-        let s = &ctx.stats;
-        s.totals.accepted.inc();
-        s.totals.active.inc();
-        s.listeners[listener_index].accepted.inc();
-        s.listeners[listener_index].active.inc();
-        ConnectionGuard {
-            ctx: ctx.clone(),
-            listener_index,
-            opened: Instant::now(),
-            slot,
-        }
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        let ctx = &*self.ctx;
-        if let Ok(mut open) = ctx.open_sockets.try_borrow_mut() {
-            open.remove(self.slot);
-        }
-        ctx.active.set(ctx.active.get().saturating_sub(1));
-        let s = &ctx.stats;
-        s.totals.active.dec();
-        s.totals.closed.inc();
-        s.listeners[self.listener_index].active.dec();
-        s.listeners[self.listener_index].closed.inc();
-        let millis = self.opened.elapsed().as_millis() as u64;
-        // try_borrow: a drop during runtime teardown must never panic on a borrow.
-        if let Ok(mut h) = ctx.histograms.try_borrow_mut() {
-            if let Some(h) = h.duration_millis.get_mut(self.listener_index) {
-                h.saturating_record(millis.max(1));
-            }
-        }
-    }
-}
-
-/// Counts an upstream connection (or UDP session) open to one endpoint for as long as it lives.
-pub(crate) struct EndpointGuard {
-    ctx: Rc<CoreContext>,
-    cluster: usize,
-    endpoint: usize,
-}
-
-impl EndpointGuard {
-    pub(crate) fn open(ctx: Rc<CoreContext>, cluster: usize, endpoint: usize) -> Self {
-        ctx.stats.endpoints[cluster][endpoint].active.inc();
-        EndpointGuard {
-            ctx,
-            cluster,
-            endpoint,
-        }
-    }
-}
-
-impl Drop for EndpointGuard {
-    fn drop(&mut self) {
-        self.ctx.stats.endpoints[self.cluster][self.endpoint]
-            .active
-            .dec();
-    }
-}
-
 /// Relays a client whose TLS we terminated to `cluster_index` in clear text, sending `prefix`
 /// (bytes already read from inside TLS by the sniffer) first. The plaintext comes out of
 /// rustls, so it cannot be spliced: the two-way copy is the WebSocket tunnel's
-/// (`http::tunnel::copy_both`: lent buffers, half-closes, the listener's idle timeout over both
+/// (`relay::copy_both`: lent buffers, half-closes, the listener's idle timeout over both
 /// directions, resets when cut).
 pub(crate) async fn serve_tls_to(
     guard: ConnectionGuard,
@@ -347,11 +206,11 @@ pub(crate) async fn serve_tls_to(
     prefix: Vec<u8>,
 ) {
     use crate::client_stream::ClientStream;
-    use crate::http::tunnel::{copy_both, End};
     use monoio::io::Splitable;
+    use strait_protocols::relay::{copy_both, BothEnd as End};
 
-    let ctx = guard.ctx.clone();
-    let listener_index = guard.listener_index;
+    let ctx = guard.context().clone();
+    let listener_index = guard.listener_index();
     let listener = &ctx.config.listeners[listener_index];
     let stats = &ctx.stats;
     let Some((upstream, endpoint_index)) = Box::pin(connect(&ctx, cluster_index, peer)).await
@@ -364,7 +223,7 @@ pub(crate) async fn serve_tls_to(
     let fds = (client.fd(), upstream.as_raw_fd());
     ctx.open_sockets
         .borrow_mut()
-        .set_upstream(guard.slot, fds.1);
+        .set_upstream(guard.slot(), fds.1);
     let observer = ByteCounters {
         listener: &stats.listeners[listener_index],
         cluster: &stats.clusters[cluster_index],
@@ -373,7 +232,7 @@ pub(crate) async fn serve_tls_to(
     to_upstream.extend_from_slice(&prefix);
     drop(prefix);
     let end = copy_both(
-        &ctx,
+        &|buf| ctx.http.give_buffer(buf),
         client.into_halves(),
         upstream.into_split(),
         fds,
@@ -396,6 +255,7 @@ pub(crate) async fn serve_tls_to(
 #[cfg(test)]
 pub(crate) mod size_guard {
     use std::future::Future;
+    use std::rc::Rc;
     use std::sync::Arc;
 
     use super::*;

@@ -10,9 +10,9 @@
 //! resume on any core, so all cores seal tickets with the same keys (rustls guards the rotation
 //! with an uncontended read lock).
 
+pub use crate::tls_stream::HandshakeFailure;
 use std::collections::HashMap;
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -327,7 +327,7 @@ fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
 /// listener; handshakes in flight keep their configuration.
 pub(crate) fn reload(
     tls: &std::sync::Mutex<ListenerTls>,
-    shared: &crate::server::Shared,
+    shared: &crate::shared::Shared,
 ) -> Result<usize, String> {
     let mut state = tls.lock().map_err(|_| "TLS state poisoned".to_string())?;
     let config = &shared.config;
@@ -360,7 +360,7 @@ const WATCH_PERIOD: Duration = Duration::from_secs(2);
 impl CertificateWatcher {
     pub(crate) fn start(
         tls: Arc<std::sync::Mutex<ListenerTls>>,
-        shared: Arc<crate::server::Shared>,
+        shared: Arc<crate::shared::Shared>,
     ) -> Option<CertificateWatcher> {
         if tls.lock().map(|t| t.listeners.is_empty()).unwrap_or(true) {
             return None;
@@ -515,142 +515,14 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
     }
 }
 
-/// TLS to an endpoint of a cluster over a connected socket: SNI and verification by the
-/// cluster's `server_name`, else its `host`, else the endpoint's IP address. An h2 cluster's
-/// endpoint must agree on `h2` by ALPN; an HTTP/1.1 cluster's may agree on `http/1.1` or skip
-/// ALPN. Failures are counted as upstream protocol errors and logged at debug.
-pub(crate) async fn connect_upstream(
-    ctx: &crate::core::CoreContext,
-    cluster: usize,
-    endpoint: usize,
-    tcp: monoio::net::TcpStream,
-) -> Option<crate::tls_stream::TlsClient> {
-    let c = &ctx.config.clusters[cluster];
-    let config = ctx.upstream_tls_config(cluster)?;
-    let address = c.endpoints[endpoint].address;
-    let name = c
-        .http
-        .tls
-        .as_ref()
-        .and_then(|t| t.server_name.clone())
-        .or_else(|| {
-            c.http
-                .host
-                .as_ref()
-                .map(|h| host_without_port(h).to_string())
-        });
-    let server_name = match name {
-        Some(n) => match rustls_pki_types::ServerName::try_from(n) {
-            Ok(n) => n,
-            Err(_) => rustls_pki_types::ServerName::IpAddress(address.ip().into()),
-        },
-        None => rustls_pki_types::ServerName::IpAddress(address.ip().into()),
-    };
-    let counters = &ctx.stats.cluster_http[cluster];
-    match crate::tls_stream::connect(config, tcp, server_name, c.connect_timeout).await {
-        Ok(tls) => {
-            let agreed = tls.alpn();
-            let fits = match c.http.protocol {
-                crate::config::UpstreamProtocol::H2 => agreed.as_deref() == Some(b"h2"),
-                _ => matches!(agreed.as_deref(), None | Some(b"http/1.1")),
-            };
-            if fits {
-                Some(tls)
-            } else {
-                counters.upstream_protocol_errors.inc();
-                tracing::debug!(cluster = %c.name, endpoint = %address, "upstream did not agree on the cluster's protocol by ALPN");
-                None
-            }
-        }
-        Err(reason) => {
-            counters.upstream_protocol_errors.inc();
-            tracing::debug!(cluster = %c.name, endpoint = %address, reason = reason.label(), "upstream TLS handshake failed");
-            None
-        }
-    }
-}
-
 /// `example.com:8443` → `example.com`; `[::1]:8443` → `::1`.
-fn host_without_port(host: &str) -> &str {
+pub(crate) fn host_without_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
     match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => host,
-    }
-}
-
-/// Why a handshake did not complete, as a bounded metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandshakeFailure {
-    Timeout,
-    /// The client closed or reset the connection.
-    ClientClosed,
-    /// No common version, cipher suite, group or signature scheme.
-    Incompatible,
-    /// The client offered ALPN protocols and none is served here.
-    NoApplicationProtocol,
-    /// The client sent an alert (often: it does not trust our certificate).
-    AlertReceived,
-    /// Malformed or unexpected handshake messages.
-    Protocol,
-    Other,
-}
-
-impl HandshakeFailure {
-    pub const ALL: [HandshakeFailure; 7] = [
-        HandshakeFailure::Timeout,
-        HandshakeFailure::ClientClosed,
-        HandshakeFailure::Incompatible,
-        HandshakeFailure::NoApplicationProtocol,
-        HandshakeFailure::AlertReceived,
-        HandshakeFailure::Protocol,
-        HandshakeFailure::Other,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            HandshakeFailure::Timeout => "timeout",
-            HandshakeFailure::ClientClosed => "client_closed",
-            HandshakeFailure::Incompatible => "incompatible",
-            HandshakeFailure::NoApplicationProtocol => "no_application_protocol",
-            HandshakeFailure::AlertReceived => "alert_received",
-            HandshakeFailure::Protocol => "protocol_error",
-            HandshakeFailure::Other => "other",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub(crate) fn of_rustls(e: &rustls::Error) -> HandshakeFailure {
-        use rustls::Error as E;
-        match e {
-            E::NoApplicationProtocol => HandshakeFailure::NoApplicationProtocol,
-            E::PeerIncompatible(_) => HandshakeFailure::Incompatible,
-            E::AlertReceived(_) => HandshakeFailure::AlertReceived,
-            E::InvalidMessage(_)
-            | E::PeerMisbehaved(_)
-            | E::InappropriateHandshakeMessage { .. }
-            | E::InappropriateMessage { .. }
-            | E::DecryptError => HandshakeFailure::Protocol,
-            _ => HandshakeFailure::Other,
-        }
-    }
-
-    pub(crate) fn of_io(e: &io::Error) -> HandshakeFailure {
-        if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            return HandshakeFailure::of_rustls(r);
-        }
-        match e.kind() {
-            io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionAborted => HandshakeFailure::ClientClosed,
-            _ => HandshakeFailure::Other,
-        }
     }
 }
 

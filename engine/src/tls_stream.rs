@@ -32,7 +32,6 @@ use monoio::BufResult;
 use rustls::{Connection, ServerConfig, ServerConnection};
 
 use crate::client_stream::{reserve_spare, ClientStream, TimedOut};
-use crate::tls::HandshakeFailure;
 
 /// TLS bytes read from the socket at a time: one full record and then some.
 const TLS_READ: usize = 16 * 1024 + 512;
@@ -426,6 +425,79 @@ impl TlsWriteHalf {
         tls.clear();
         self.tls = tls;
         res.map(drop)
+    }
+}
+
+/// Why a handshake did not complete, as a bounded metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    Timeout,
+    /// The client closed or reset the connection.
+    ClientClosed,
+    /// No common version, cipher suite, group or signature scheme.
+    Incompatible,
+    /// The client offered ALPN protocols and none is served here.
+    NoApplicationProtocol,
+    /// The client sent an alert (often: it does not trust our certificate).
+    AlertReceived,
+    /// Malformed or unexpected handshake messages.
+    Protocol,
+    Other,
+}
+
+impl HandshakeFailure {
+    pub const ALL: [HandshakeFailure; 7] = [
+        HandshakeFailure::Timeout,
+        HandshakeFailure::ClientClosed,
+        HandshakeFailure::Incompatible,
+        HandshakeFailure::NoApplicationProtocol,
+        HandshakeFailure::AlertReceived,
+        HandshakeFailure::Protocol,
+        HandshakeFailure::Other,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::ClientClosed => "client_closed",
+            HandshakeFailure::Incompatible => "incompatible",
+            HandshakeFailure::NoApplicationProtocol => "no_application_protocol",
+            HandshakeFailure::AlertReceived => "alert_received",
+            HandshakeFailure::Protocol => "protocol_error",
+            HandshakeFailure::Other => "other",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn of_rustls(e: &rustls::Error) -> HandshakeFailure {
+        use rustls::Error as E;
+        match e {
+            E::NoApplicationProtocol => HandshakeFailure::NoApplicationProtocol,
+            E::PeerIncompatible(_) => HandshakeFailure::Incompatible,
+            E::AlertReceived(_) => HandshakeFailure::AlertReceived,
+            E::InvalidMessage(_)
+            | E::PeerMisbehaved(_)
+            | E::InappropriateHandshakeMessage { .. }
+            | E::InappropriateMessage { .. }
+            | E::DecryptError => HandshakeFailure::Protocol,
+            _ => HandshakeFailure::Other,
+        }
+    }
+
+    pub(crate) fn of_io(e: &io::Error) -> HandshakeFailure {
+        if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            return HandshakeFailure::of_rustls(r);
+        }
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted => HandshakeFailure::ClientClosed,
+            _ => HandshakeFailure::Other,
+        }
     }
 }
 

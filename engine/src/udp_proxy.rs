@@ -22,9 +22,9 @@ use strait_balancer::Balancer;
 use strait_protocols::relay::sys;
 use tracing::{debug, warn};
 
-use crate::core::CoreContext;
+use crate::context::CoreContext;
 use crate::log_limit::LogLimit;
-use crate::tcp_proxy::{ConnectionGuard, EndpointGuard};
+use crate::upstream::{ConnectionGuard, EndpointGuard};
 
 /// The largest UDP payload over IPv4/IPv6 without jumbograms.
 const MAX_DATAGRAM: usize = 65_535;

@@ -226,7 +226,7 @@ impl Pools {
 /// `tried`: `(stream, endpoint, reused)`. `any_full` is set when an endpoint was skipped because
 /// it has `max_connections_per_endpoint` open (the caller answers 503 rather than 502).
 pub(crate) async fn upstream_connection(
-    ctx: &crate::core::CoreContext,
+    ctx: &crate::context::CoreContext,
     cluster: usize,
     tried: &mut strait_balancer::TriedSet,
     any_full: &mut bool,
@@ -275,15 +275,15 @@ pub(crate) async fn upstream_connection(
 
 /// A new connection to an endpoint: TCP, then TLS when the cluster has `tls`.
 async fn connect(
-    ctx: &crate::core::CoreContext,
+    ctx: &crate::context::CoreContext,
     cluster: usize,
     endpoint: usize,
 ) -> Option<UpstreamConn> {
-    let stream = crate::tcp_proxy::connect_endpoint(ctx, cluster, endpoint).await?;
+    let stream = crate::upstream::connect_endpoint(ctx, cluster, endpoint).await?;
     if ctx.config.clusters[cluster].http.tls.is_none() {
         return Some(UpstreamConn::Plain(stream));
     }
     // Boxed: the handshake's state would otherwise sit in every HTTP connection's task.
-    let tls = Box::pin(crate::tls::connect_upstream(ctx, cluster, endpoint, stream)).await?;
+    let tls = Box::pin(crate::upstream::connect_tls(ctx, cluster, endpoint, stream)).await?;
     Some(UpstreamConn::Tls(Box::new(tls)))
 }

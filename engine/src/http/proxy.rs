@@ -39,9 +39,9 @@ use super::upstream_conn::UpstreamConn;
 use super::HttpListenerState;
 use crate::client_stream::{read_more, ClientStream, TimedOut};
 use crate::config::{HttpListenerConfig, RouteAction, RouteConfig};
-use crate::core::CoreContext;
+use crate::context::CoreContext;
 use crate::stats::RouteCounters;
-use crate::tcp_proxy::ConnectionGuard;
+use crate::upstream::ConnectionGuard;
 
 mod to_h2c;
 

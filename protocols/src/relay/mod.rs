@@ -8,6 +8,7 @@
 //! Must not: connect, pick endpoints, or touch stats registries — progress is reported through
 //! [`RelayObserver`], and the caller owns and closes the sockets.
 
+mod both;
 mod idle;
 mod pipe;
 mod pump;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
+pub use both::{copy_both, BothEnd};
 pub use idle::IdleTimers;
 pub use pipe::{BufferPool, Pipe, PipePool};
 pub use pump::PumpError;

@@ -29,8 +29,8 @@ use h2::SendStream;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use tracing::debug;
 
-use crate::core::CoreContext;
-use crate::tcp_proxy::ConnectionGuard;
+use crate::context::CoreContext;
+use crate::upstream::ConnectionGuard;
 
 /// How often an h2 connection looks at the drain flag and its idleness.
 const TICK: Duration = Duration::from_millis(250);

@@ -613,7 +613,7 @@ impl Forward<'_> {
         outcome
     }
 
-    fn discard(&self, ctx: &crate::core::CoreContext, endpoint: usize, upstream: UpstreamConn) {
+    fn discard(&self, ctx: &crate::context::CoreContext, endpoint: usize, upstream: UpstreamConn) {
         ctx.http
             .pools
             .borrow_mut()
@@ -629,7 +629,7 @@ impl Forward<'_> {
         upstream: &mut UpstreamConn,
         framing: H1Body,
         t: &crate::config::HttpTimeouts,
-        ctx: &crate::core::CoreContext,
+        ctx: &crate::context::CoreContext,
         x: &mut Exchange,
     ) -> Result<(), Option<Fault>> {
         let chunked = framing == H1Body::Chunked;

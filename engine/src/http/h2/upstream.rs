@@ -17,7 +17,7 @@ use h2::client::SendRequest;
 use strait_balancer::{Balancer, TriedSet};
 use tracing::debug;
 
-use crate::core::CoreContext;
+use crate::context::CoreContext;
 
 /// Requests in flight per upstream h2 connection before another is opened: the value most
 /// servers advertise as SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §6.5.2 recommends ≥ 100).
@@ -234,10 +234,10 @@ async fn connect(ctx: &Rc<CoreContext>, cluster: usize, endpoint: usize) -> Opti
 }
 
 async fn open(ctx: &Rc<CoreContext>, cluster: usize, endpoint: usize) -> Option<Opened> {
-    let stream = crate::tcp_proxy::connect_endpoint(ctx, cluster, endpoint).await?;
+    let stream = crate::upstream::connect_endpoint(ctx, cluster, endpoint).await?;
     let config = &ctx.config.clusters[cluster];
     if config.http.protocol == crate::config::UpstreamProtocol::H2 {
-        let tls = crate::tls::connect_upstream(ctx, cluster, endpoint, stream).await?;
+        let tls = crate::upstream::connect_tls(ctx, cluster, endpoint, stream).await?;
         return handshake(
             ctx,
             cluster,

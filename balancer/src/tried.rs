@@ -20,6 +20,9 @@ impl TriedSet {
     /// connect attempts per connection.
     pub const CAPACITY: usize = 16;
 
+    /// The empty set, for picks with nothing tried yet.
+    pub const EMPTY: TriedSet = TriedSet::new();
+
     /// An empty set.
     pub const fn new() -> Self {
         Self {

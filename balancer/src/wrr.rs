@@ -54,7 +54,7 @@ impl WeightedRoundRobin {
 }
 
 impl Balancer for WeightedRoundRobin {
-    fn pick(&mut self, skip: &dyn Fn(usize) -> bool) -> Option<usize> {
+    fn choose(&mut self, _hash: Option<u64>, skip: &dyn Fn(usize) -> bool) -> Option<usize> {
         let n = self.slots.len();
         let mut total: i64 = 0;
         let mut best: Option<(usize, i64)> = None;
@@ -101,7 +101,7 @@ mod tests {
     }
 
     fn sequence(b: &mut WeightedRoundRobin, count: usize) -> Vec<usize> {
-        (0..count).filter_map(|_| b.pick(&never)).collect()
+        (0..count).filter_map(|_| b.choose(None, &never)).collect()
     }
 
     fn max_run(seq: &[usize], index: usize) -> usize {
@@ -179,12 +179,14 @@ mod tests {
     #[test]
     fn skip_excludes_and_all_skipped_is_none() {
         let mut b = WeightedRoundRobin::new(&[1, 1, 1], 0);
-        let seq: Vec<_> = (0..10).filter_map(|_| b.pick(&|i| i == 1)).collect();
+        let seq: Vec<_> = (0..10)
+            .filter_map(|_| b.choose(None, &|i| i == 1))
+            .collect();
         assert_eq!(seq, vec![0, 2, 0, 2, 0, 2, 0, 2, 0, 2]);
-        assert_eq!(b.pick(&|_| true), None);
+        assert_eq!(b.choose(None, &|_| true), None);
         let mut b = WeightedRoundRobin::new(&[3, 1], 0);
-        assert_eq!(b.pick(&|i| i < 2), None);
-        assert_eq!(b.pick(&|i| i == 0), Some(1));
+        assert_eq!(b.choose(None, &|i| i < 2), None);
+        assert_eq!(b.choose(None, &|i| i == 0), Some(1));
     }
 
     #[test]
@@ -192,7 +194,7 @@ mod tests {
         let mut b = WeightedRoundRobin::new(&[], 3);
         assert!(b.is_empty());
         assert_eq!(b.len(), 0);
-        assert_eq!(b.pick(&never), None);
+        assert_eq!(b.choose(None, &never), None);
     }
 
     #[test]
@@ -203,7 +205,7 @@ mod tests {
         assert_eq!(seq.len(), 300);
         assert!(seq.iter().all(|&i| i == 1 || i == 3));
         let mut b = WeightedRoundRobin::new(&[0, 0], 1);
-        assert_eq!(b.pick(&never), None);
+        assert_eq!(b.choose(None, &never), None);
     }
 
     #[test]
@@ -211,7 +213,7 @@ mod tests {
         let mut b = WeightedRoundRobin::new(&[4, 1, 2, 3, 1], 2);
         for _connection in 0..50 {
             let mut tried = TriedSet::new();
-            while let Some(i) = b.pick(&|i| tried.contains(i)) {
+            while let Some(i) = b.choose(None, &|i| tried.contains(i)) {
                 assert!(!tried.contains(i), "endpoint {i} revisited");
                 assert!(tried.insert(i));
             }
@@ -225,7 +227,7 @@ mod tests {
         // it returns. It must instead rejoin the plain rotation.
         let mut b = WeightedRoundRobin::new(&[1, 1, 1], 0);
         for _ in 0..30 {
-            assert_ne!(b.pick(&|i| i == 1), Some(1));
+            assert_ne!(b.choose(None, &|i| i == 1), Some(1));
         }
         let seq = sequence(&mut b, 30);
         assert!(max_run(&seq, 1) <= 1, "{seq:?}");
@@ -241,7 +243,7 @@ mod tests {
             state ^= state >> 7;
             state ^= state << 17;
             let mask = state;
-            let picked = b.pick(&|i| mask >> (i % 64) & 1 == 1);
+            let picked = b.choose(None, &|i| mask >> (i % 64) & 1 == 1);
             if let Some(i) = picked {
                 assert!(i < 5 && i != 3);
                 assert_eq!(mask >> i & 1, 0);

@@ -12,7 +12,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strait_balancer::WeightedRoundRobin;
+use strait_balancer::{ClusterBalancer, WeightedRoundRobin};
 use strait_protocols::relay::{
     sys, BufferPool, IdleTimers, PipePool, RelayCore, RelayOptions, Transfer,
 };
@@ -33,7 +33,7 @@ pub(crate) struct CoreContext {
     pub stats: Arc<CoreStats>,
     pub histograms: RefCell<CoreHistograms>,
     /// One balancer per cluster, private to this core.
-    pub balancers: Vec<RefCell<WeightedRoundRobin>>,
+    pub balancers: Vec<RefCell<ClusterBalancer>>,
     pub relay: RelayCore,
     /// Per listener.
     pub relay_options: Vec<RelayOptions>,
@@ -163,7 +163,9 @@ impl CoreContext {
                 .iter()
                 .map(|c| {
                     let weights: Vec<u32> = c.endpoints.iter().map(|e| e.weight).collect();
-                    RefCell::new(WeightedRoundRobin::new(&weights, index))
+                    RefCell::new(ClusterBalancer::RoundRobin(WeightedRoundRobin::new(
+                        &weights, index,
+                    )))
                 })
                 .collect(),
             relay: RelayCore {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use monoio::net::TcpStream;
-use strait_balancer::{Balancer, TriedSet};
+use strait_balancer::{Balancer, PickContext, TriedSet};
 use strait_protocols::proxy_protocol;
 use strait_protocols::relay::{self, sys, Direction, RelayEnd, RelayObserver, Side};
 use tracing::debug;
@@ -153,7 +153,7 @@ async fn connect(
         // The borrow ends before the await below: no RefCell borrow is ever held across a yield.
         let picked = ctx.balancers[cluster_index]
             .borrow_mut()
-            .pick(&|i| tried.contains(i));
+            .pick(&PickContext::new(&tried), &|_| false);
         let Some(endpoint_index) = picked else { break };
         tried.insert(endpoint_index);
         if let Some(stream) = connect_endpoint(ctx, cluster_index, endpoint_index).await {

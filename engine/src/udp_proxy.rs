@@ -136,7 +136,9 @@ async fn open_session(
     }
     let cluster_index = ctx.config.listeners[listener_index].l4_cluster();
     let cluster = &ctx.config.clusters[cluster_index];
-    let endpoint_index = ctx.balancers[cluster_index].borrow_mut().pick(&|_| false)?;
+    let endpoint_index = ctx.balancers[cluster_index]
+        .borrow_mut()
+        .pick(&strait_balancer::PickContext::FIRST, &|_| false)?;
     let endpoint = cluster.endpoints[endpoint_index].address;
     let local: SocketAddr = if endpoint.is_ipv4() {
         ([0, 0, 0, 0], 0).into()

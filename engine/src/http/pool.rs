@@ -239,7 +239,7 @@ pub(crate) async fn upstream_connection(
     while connects < attempts {
         let picked = ctx.balancers[cluster]
             .borrow_mut()
-            .pick(&|i| tried.contains(i));
+            .pick(&strait_balancer::PickContext::new(tried), &|_| false);
         let endpoint = picked?;
         let (checkout, stream) =
             ctx.http

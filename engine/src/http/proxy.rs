@@ -628,9 +628,10 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                 let cluster = match forward.clusters.as_slice() {
                     [only] => only.cluster,
                     all => {
-                        let picked = self.state.splits[route_index]
-                            .as_ref()
-                            .and_then(|s| s.borrow_mut().pick(&|_| false));
+                        let picked = self.state.splits[route_index].as_ref().and_then(|s| {
+                            s.borrow_mut()
+                                .pick(&strait_balancer::PickContext::FIRST, &|_| false)
+                        });
                         all[picked.unwrap_or(0)].cluster
                     }
                 };

@@ -265,7 +265,10 @@ pub(super) async fn serve(
                                 use strait_balancer::Balancer;
                                 let picked = route
                                     .and_then(|ri| state.splits[ri].as_ref())
-                                    .and_then(|s| s.borrow_mut().pick(&|_| false));
+                                    .and_then(|s| {
+                                        s.borrow_mut()
+                                            .pick(&strait_balancer::PickContext::FIRST, &|_| false)
+                                    });
                                 all[picked.unwrap_or(0)].cluster
                             }
                         };

@@ -114,7 +114,7 @@ pub(crate) async fn client(
     for _ in 0..config.connect_attempts {
         let Some(endpoint) = ctx.balancers[cluster]
             .borrow_mut()
-            .pick(&|i| tried.contains(i))
+            .pick(&strait_balancer::PickContext::new(&tried), &|_| false)
         else {
             break;
         };

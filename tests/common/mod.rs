@@ -392,6 +392,7 @@ pub mod http;
 pub mod tls;
 pub mod ws;
 
+pub mod faults;
 pub mod grpc;
 /// HTTP/2 helpers. Named `h2_support`, not `h2`: a glob `use common::*` must not shadow the
 /// `h2` crate.

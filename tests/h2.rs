@@ -575,8 +575,10 @@ fn h2c_to_h2c_big_bodies_stream_both_ways_concurrently() {
     assert_eq!(trailers["x-origin-sum"], want.to_string().as_str());
 }
 
-/// RST_STREAM from the upstream reaches the client as a reset of its stream, with the reason,
-/// before (REFUSED_STREAM) and after (CANCEL) the response head; the connection goes on.
+/// RST_STREAM from the upstream before the response head is the exchange's to handle, as for
+/// every client protocol: REFUSED_STREAM (not processed) is retried once, then answered 502
+/// (the same as an HTTP/1.1 client gets); after the head (CANCEL) the client's stream is reset
+/// with the upstream's reason. The connection goes on.
 #[test]
 fn upstream_stream_resets_are_propagated_to_the_client() {
     let origin = H2Origin::start();
@@ -584,11 +586,14 @@ fn upstream_stream_resets_are_propagated_to_the_client() {
     let addr = proxy.listen;
     block_on(LIMIT, async move {
         let client = h2c_connect(addr).await;
-        let e = exchange(&client.send, get("/h2/refuse"), None, None)
+        let r = exchange(&client.send, get("/h2/refuse"), None, None)
             .await
-            .expect_err("refused upstream");
-        assert!(e.is_reset(), "{e:?}");
-        assert_eq!(e.reason(), Some(Reason::REFUSED_STREAM), "{e:?}");
+            .expect("refused upstream: a response, not a stream error");
+        assert_eq!(r.status, 502);
+        assert_eq!(
+            r.text(),
+            "502 Bad Gateway: upstream closed the connection\n"
+        );
 
         let mut s = ready(&client.send).await.expect("ready");
         let (resp, _) = s.send_request(get("/h2/cancel"), true).expect("send");
@@ -765,14 +770,15 @@ fn no_route_is_404_and_a_dead_upstream_502_as_h2_responses() {
             .await
             .expect("no route: a response, not a stream error");
         assert_eq!(r.status, 404);
-        assert_eq!(r.text(), "404 Not Found: no_route\n");
+        // The same text as for HTTP/1.1 clients (one fault table, http/fault.rs).
+        assert_eq!(r.text(), "404 Not Found: no route for this host and path\n");
         assert!(r.header("x-request-id").is_some());
 
         let r = exchange(&client.send, get("/dead/x"), None, None)
             .await
             .expect("dead upstream: a response, not a stream error");
         assert_eq!(r.status, 502);
-        assert_eq!(r.text(), "502 Bad Gateway: connect_failed\n");
+        assert_eq!(r.text(), "502 Bad Gateway: upstream connect failed\n");
         assert_eq!(
             r.header("content-length"),
             Some(r.body.len().to_string().as_str())

@@ -96,6 +96,14 @@ impl OpenSockets {
         }
     }
 
+    /// An upstream socket held by an HTTP exchange (its own entry: an h2 client connection
+    /// holds many at once).
+    pub fn insert_upstream(&mut self, upstream: RawFd) -> usize {
+        let slot = self.insert(-1);
+        self.set_upstream(slot, upstream);
+        slot
+    }
+
     pub fn set_upstream(&mut self, slot: usize, upstream: RawFd) {
         if let Some(s) = self.slots.get_mut(slot) {
             s.upstream = upstream;

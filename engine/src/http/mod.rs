@@ -8,6 +8,8 @@
 //! cores, take locks, or buffer whole bodies.
 
 pub(crate) mod access_log;
+pub(crate) mod exchange;
+pub(crate) mod fault;
 pub(crate) mod h2;
 pub(crate) mod head;
 pub(crate) mod pool;

@@ -29,14 +29,14 @@ pub(crate) struct Upstream {
     pub stream: UpstreamConn,
     pub cluster: usize,
     pub endpoint: usize,
+    /// Keeps the socket in the open-socket slab (the drain deadline resets it).
+    pub _registered: crate::upstream::OpenUpstream,
 }
 
 /// Where a tunnel's bytes are counted and how long it may idle.
 pub(crate) struct Tunnel<'a> {
     pub ctx: &'a Rc<CoreContext>,
     pub listener_index: usize,
-    /// The connection's slot in `open_sockets`.
-    pub slot: usize,
     /// The route slot of the upgrade request (its byte counters).
     pub route_slot: usize,
     /// No byte either way for this long closes the tunnel.
@@ -91,6 +91,5 @@ pub(crate) async fn run<C: ClientStream>(
         .pools
         .borrow_mut()
         .closed(upstream.cluster, upstream.endpoint);
-    t.ctx.open_sockets.borrow_mut().set_upstream(t.slot, -1);
     end
 }

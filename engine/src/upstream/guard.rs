@@ -98,3 +98,28 @@ impl Drop for EndpointGuard {
             .dec();
     }
 }
+
+/// Keeps an upstream socket in the core's open-socket slab while an exchange holds it, so the
+/// drain deadline resets it; removed however the exchange ends (its task may be dropped).
+pub(crate) struct OpenUpstream {
+    ctx: Rc<CoreContext>,
+    slot: usize,
+}
+
+impl OpenUpstream {
+    pub(crate) fn register(ctx: &Rc<CoreContext>, fd: RawFd) -> Self {
+        let slot = ctx.open_sockets.borrow_mut().insert_upstream(fd);
+        OpenUpstream {
+            ctx: ctx.clone(),
+            slot,
+        }
+    }
+}
+
+impl Drop for OpenUpstream {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.ctx.open_sockets.try_borrow_mut() {
+            open.remove(self.slot);
+        }
+    }
+}

@@ -8,4 +8,4 @@ mod connect;
 mod guard;
 
 pub(crate) use connect::{connect_endpoint, connect_tls};
-pub(crate) use guard::{ConnectionGuard, EndpointGuard};
+pub(crate) use guard::{ConnectionGuard, EndpointGuard, OpenUpstream};

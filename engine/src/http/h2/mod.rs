@@ -17,6 +17,8 @@
 pub(crate) mod fields;
 pub(crate) mod io;
 mod stream;
+mod to_h1;
+mod to_h2;
 pub(crate) mod upstream;
 
 use std::cell::Cell;
@@ -184,6 +186,16 @@ where
         }
     }
     drop(guard);
+}
+
+impl From<SendFailed> for crate::http::fault::Fault {
+    /// A send toward the client failed (sends toward an upstream map their own errors).
+    fn from(e: SendFailed) -> Self {
+        match e {
+            SendFailed::Reset => crate::http::fault::Fault::ClientGone,
+            SendFailed::Timeout => crate::http::fault::Fault::UpstreamTimeout,
+        }
+    }
 }
 
 /// Why [`send_all`] stopped.

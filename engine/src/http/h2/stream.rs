@@ -1,121 +1,46 @@
 //! One HTTP/2 request stream, from its headers to its last DATA frame or reset.
 //!
-//! Owns: routing an h2 request with the listener's route table, fixed responses, forwarding
-//! to an HTTP/1.1 upstream (the core's keep-alive pools, with the one safe retry) or an h2c
-//! upstream (the core's multiplexed clients, [`super::upstream`]), streaming both bodies under
-//! flow control, trailers both ways, resets both ways, proxy error responses (in gRPC form for
-//! gRPC requests), timeouts (with `grpc-timeout` as a tighter deadline), accounting and the
-//! access log. Must not: hold a `RefCell` borrow across an `.await`, or buffer a body beyond
-//! one read or one h2 window.
+//! Owns: routing an h2 request with the listener's route table, fixed responses, handing the
+//! request to the exchange (`http::exchange`; this stream's side of it is [`Leg`], whose
+//! attempts are in [`super::to_h1`] and [`super::to_h2`]), proxy error responses (in gRPC form
+//! for gRPC requests), `grpc-timeout` as the exchange's deadline, accounting and the access
+//! log. Must not: hold a `RefCell` borrow across an `.await`, or buffer a body beyond one read
+//! or one h2 window.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use crate::http::upstream_conn::UpstreamConn;
 use bytes::Bytes;
 use h2::server::SendResponse;
-use h2::{RecvStream, SendStream};
+use h2::RecvStream;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use monoio::io::AsyncWriteRentExt;
-use strait_balancer::TriedSet;
-use strait_protocols::http1::{
-    BodyDecoder, Event, Method, ResponseContext, ResponseFraming, ResponseHead,
-};
+use strait_protocols::http1::Method;
 
-use super::fields::{self, Forwarding, H1Body};
-use super::{send_all, H2Conn};
-use crate::client_stream::read_more;
-use crate::config::{RouteAction, RouteConfig, UpstreamProtocol};
+use super::fields::{self, Forwarding};
+use super::H2Conn;
+use crate::config::{HttpTimeouts, RouteAction, RouteConfig};
 use crate::http::access_log::AccessRecord;
-use crate::http::pool::{upstream_connection, Reuse};
+use crate::http::exchange::{Downstream, Exchange, Failure, H1Attempt, H2Attempt, RequestFacts};
+use crate::http::fault::Fault;
 use crate::http::route::rewrite_path;
 
-/// Why the proxy answered a stream itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    NoRoute,
-    MethodNotAllowed,
-    BodyTooLarge,
-    BodyTimeout,
-    ConnectFailed,
-    PoolFull,
-    UpstreamTimeout,
-    UpstreamProtocol,
-    UpstreamClosed,
-    /// The client reset the stream or went away: nothing can be answered.
-    ClientGone,
-}
-
-impl Fault {
-    fn status(self) -> u16 {
-        match self {
-            Fault::NoRoute => 404,
-            Fault::MethodNotAllowed => 405,
-            Fault::BodyTooLarge => 413,
-            Fault::BodyTimeout => 408,
-            Fault::ConnectFailed | Fault::UpstreamProtocol | Fault::UpstreamClosed => 502,
-            Fault::PoolFull => 503,
-            Fault::UpstreamTimeout => 504,
-            Fault::ClientGone => 499,
-        }
-    }
-
-    fn cause(self) -> &'static str {
-        match self {
-            Fault::NoRoute => "no_route",
-            Fault::MethodNotAllowed => "method_not_allowed",
-            Fault::BodyTooLarge => "body_too_large",
-            Fault::BodyTimeout => "client_body_timeout",
-            Fault::ConnectFailed => "connect_failed",
-            Fault::PoolFull => "upstream_full",
-            Fault::UpstreamTimeout => "upstream_timeout",
-            Fault::UpstreamProtocol => "upstream_protocol_error",
-            Fault::UpstreamClosed => "upstream_closed",
-            Fault::ClientGone => "client_gone",
-        }
-    }
-
-    fn count(self, c: &crate::stats::RouteCounters) {
-        match self {
-            Fault::BodyTooLarge | Fault::BodyTimeout | Fault::MethodNotAllowed => {
-                c.client_errors.inc()
-            }
-            Fault::ClientGone => c.client_errors.inc(),
-            Fault::NoRoute => {}
-            Fault::ConnectFailed | Fault::UpstreamProtocol | Fault::UpstreamClosed => {
-                c.upstream_errors.inc()
-            }
-            Fault::PoolFull => c.unavailable.inc(),
-            Fault::UpstreamTimeout => c.upstream_timeouts.inc(),
-        }
-    }
-}
-
-impl From<super::SendFailed> for Fault {
-    /// A send toward the client failed (sends toward an upstream map their own errors).
-    fn from(e: super::SendFailed) -> Fault {
-        match e {
-            super::SendFailed::Reset => Fault::ClientGone,
-            super::SendFailed::Timeout => Fault::UpstreamTimeout,
-        }
-    }
-}
+pub(super) use super::to_h2::client_reset;
 
 /// The stream's accounting record.
-struct Exchange {
-    started: Instant,
-    time: SystemTime,
-    slot: usize,
-    request_id: String,
-    status: u16,
-    bytes_in: u64,
-    bytes_out: u64,
-    upstream: Option<std::net::SocketAddr>,
-    upstream_micros: Option<u64>,
-    fault: Option<Fault>,
+pub(super) struct Record {
+    pub(super) started: Instant,
+    pub(super) time: SystemTime,
+    pub(super) slot: usize,
+    pub(super) request_id: String,
+    pub(super) status: u16,
+    pub(super) bytes_in: u64,
+    pub(super) bytes_out: u64,
+    pub(super) upstream: Option<std::net::SocketAddr>,
+    pub(super) upstream_micros: Option<u64>,
+    pub(super) fault: Option<Fault>,
     /// Kept for the access log when the request's fields go upstream (only when logging).
-    user_agent: Option<HeaderValue>,
-    referer: Option<HeaderValue>,
+    pub(super) user_agent: Option<HeaderValue>,
+    pub(super) referer: Option<HeaderValue>,
 }
 
 /// Decrements the connection's active stream count however the task ends.
@@ -128,9 +53,9 @@ impl Drop for ActiveStream {
 }
 
 /// The request as the stream task keeps it.
-struct Incoming {
-    parts: http::request::Parts,
-    body: RecvStream,
+pub(super) struct Incoming {
+    pub(super) parts: http::request::Parts,
+    pub(super) body: RecvStream,
     grpc: bool,
     /// The tighter of the route's upstream timeouts and the client's `grpc-timeout`.
     deadline: Option<Instant>,
@@ -193,7 +118,7 @@ pub(super) async fn serve(
             (String::from_utf8_lossy(&id).into_owned(), true)
         }
     };
-    let mut x = Exchange {
+    let mut x = Record {
         started: Instant::now(),
         time: if ctx.http.logging {
             SystemTime::now()
@@ -293,25 +218,38 @@ pub(super) async fn serve(
                         // Moved, not copied: the access log kept what it needs above.
                         let mut fwd_headers = std::mem::take(&mut incoming.parts.headers);
                         fields::forward_request_fields(&mut fwd_headers, &forwarding);
-                        let job = Forward {
+                        let facts = RequestFacts::new(
+                            Method::from_bytes(incoming.parts.method.as_str().as_bytes()),
+                            incoming.body.is_end_stream(),
+                            false,
+                        );
+                        let ex = Exchange::new(
+                            ctx,
+                            cluster,
+                            facts,
+                            config.timeouts.upstream_response,
+                            incoming.deadline,
+                            state.limits,
+                        );
+                        let leg = Leg {
                             conn: &conn,
                             route: r,
-                            cluster,
                             target,
                             host: upstream_host,
                             headers: fwd_headers,
                             max_body,
+                            timeouts: config.timeouts,
+                            limits: state.limits,
+                            incoming: &mut incoming,
+                            respond: &mut respond,
+                            x: &mut x,
                         };
-                        match ctx.config.clusters[cluster].http.protocol {
-                            // Boxed: only the state of the one that runs is allocated (inline,
-                            // both would make every stream's task as big as the larger).
-                            UpstreamProtocol::Http1 => {
-                                Box::pin(job.forward_h1(&mut incoming, &mut respond, &mut x)).await
-                            }
-                            UpstreamProtocol::H2c | UpstreamProtocol::H2 => {
-                                Box::pin(job.forward_h2c(&mut incoming, &mut respond, &mut x)).await
-                            }
-                        }
+                        // Boxed: allocated per forwarded stream, so fixed responses and refusals
+                        // do not carry the exchange's state in their task.
+                        let ran = Box::pin(ex.run(leg)).await;
+                        x.upstream = ran.upstream;
+                        x.upstream_micros = ran.upstream_micros;
+                        ran.result
                     }
                 }
             }
@@ -331,7 +269,7 @@ pub(super) async fn serve(
     finish(&conn, &x, &incoming.parts, route_config);
 }
 
-fn content_length(h: &HeaderMap) -> Option<u64> {
+pub(super) fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get("content-length")?.to_str().ok()?.parse().ok()
 }
 
@@ -383,7 +321,8 @@ fn send_fault(
             "grpc-status",
             HeaderValue::from(fields::grpc_status(fault.status())),
         );
-        h.insert("grpc-message", HeaderValue::from_static(fault.cause()));
+        // The access log's name: stable and machine-readable for gRPC clients.
+        h.insert("grpc-message", HeaderValue::from_static(fault.log_name()));
         let _ = respond.send_response(resp, true);
         return 0;
     }
@@ -410,649 +349,39 @@ fn send_fault(
     }
 }
 
-/// A request being forwarded to one cluster.
-struct Forward<'a> {
-    conn: &'a Rc<H2Conn>,
-    route: &'a RouteConfig,
-    cluster: usize,
-    target: Vec<u8>,
+/// A request being forwarded: this stream's side of the exchange.
+pub(super) struct Leg<'a> {
+    pub(super) conn: &'a Rc<H2Conn>,
+    pub(super) route: &'a RouteConfig,
+    pub(super) target: Vec<u8>,
     /// Authority sent upstream: the cluster's `host`, else the client's.
-    host: Option<String>,
+    pub(super) host: Option<String>,
     /// The request's fields as they go upstream.
-    headers: HeaderMap,
-    max_body: u64,
+    pub(super) headers: HeaderMap,
+    pub(super) max_body: u64,
+    pub(super) timeouts: HttpTimeouts,
+    /// The listener's codec limits, also applied to HTTP/1.1 upstream responses.
+    pub(super) limits: strait_protocols::http1::Limits,
+    pub(super) incoming: &'a mut Incoming,
+    pub(super) respond: &'a mut SendResponse<Bytes>,
+    pub(super) x: &'a mut Record,
 }
 
-impl Forward<'_> {
-    fn timeouts(&self) -> crate::config::HttpTimeouts {
-        let ctx = &self.conn.ctx;
-        ctx.config.listeners[self.conn.listener_index]
-            .http
-            .as_deref()
-            .map_or(crate::config::http::defaults::TIMEOUTS, |h| h.timeouts)
+impl Downstream for Leg<'_> {
+    type Done = ();
+
+    async fn via_h1(&mut self, ex: &mut Exchange<'_>, up: H1Attempt) -> Result<(), Failure> {
+        self.attempt_h1(ex, up).await
     }
 
-    /// The time left for the upstream: the route's timeout, cut short by `grpc-timeout`.
-    /// The listener's HTTP/1.1 codec limits, also applied to upstream responses (as the
-    /// HTTP/1.1 proxy does).
-    fn limits(&self) -> strait_protocols::http1::Limits {
-        let ctx = &self.conn.ctx;
-        ctx.http.listeners[self.conn.listener_index]
-            .as_ref()
-            .map_or(strait_protocols::http1::Limits::DEFAULT, |s| s.limits)
-    }
-
-    fn upstream_wait(&self, incoming: &Incoming, configured: Duration) -> Duration {
-        match incoming.deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()).min(configured),
-            None => configured,
-        }
-    }
-
-    /// HTTP/1.1 upstream: one pooled connection per request.
-    async fn forward_h1(
-        self,
-        incoming: &mut Incoming,
-        respond: &mut SendResponse<Bytes>,
-        x: &mut Exchange,
-    ) -> Result<(), Fault> {
-        let ctx = self.conn.ctx.clone();
-        let limits = self.limits();
-        let t = self.timeouts();
-        let cluster_counters = &ctx.stats.cluster_http[self.cluster];
-        cluster_counters.requests.inc();
-        let bodiless = incoming.body.is_end_stream();
-        let framing = if bodiless {
-            H1Body::None
-        } else {
-            match content_length(&self.headers) {
-                Some(n) => H1Body::ContentLength(n),
-                None => H1Body::Chunked,
-            }
-        };
-        let endpoints = &ctx.config.clusters[self.cluster].endpoints;
-        let mut head = ctx.http.take_buffer();
-        fields::write_h1_request(
-            &incoming.parts.method,
-            &self.target,
-            self.host.as_deref().unwrap_or(""),
-            &self.headers,
-            framing,
-            &mut head,
-        );
-        let idempotent = matches!(
-            incoming.parts.method,
-            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-        );
-        let mut tried = TriedSet::new();
-        let mut reuse = Reuse::Pooled;
-        let mut retried = false;
-        let mut upbuf = ctx.http.take_buffer();
-        let outcome = loop {
-            let mut any_full = false;
-            let Some((mut upstream, endpoint, reused)) =
-                upstream_connection(&ctx, self.cluster, &mut tried, &mut any_full, reuse).await
-            else {
-                break Err(if any_full {
-                    cluster_counters.pool_full.inc();
-                    Fault::PoolFull
-                } else {
-                    Fault::ConnectFailed
-                });
-            };
-            let address = endpoints[endpoint].address;
-            x.upstream = Some(address);
-            if self.host.is_none() {
-                head.clear();
-                fields::write_h1_request(
-                    &incoming.parts.method,
-                    &self.target,
-                    &address.to_string(),
-                    &self.headers,
-                    framing,
-                    &mut head,
-                );
-            }
-            let sent_at = Instant::now();
-            // 1. The head (and the body, streamed as it arrives).
-            let (res, h) = upstream.write_all(head).await;
-            head = h;
-            let mut sent = res.is_ok();
-            if sent && !bodiless {
-                match self
-                    .send_h1_body(incoming, &mut upstream, framing, &t, &ctx, x)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(Some(fault)) => {
-                        self.discard(&ctx, endpoint, upstream);
-                        break Err(fault);
-                    }
-                    Err(None) => sent = false,
-                }
-            }
-            // 2. The response head.
-            upbuf.clear();
-            let mut response = ctx.http.take_response_head();
-            let method = Method::from_bytes(incoming.parts.method.as_str().as_bytes());
-            let read = if sent {
-                let wait = self.upstream_wait(incoming, t.upstream_response);
-                let head = read_response_head(
-                    &mut upstream,
-                    &mut upbuf,
-                    &mut response,
-                    method,
-                    wait,
-                    &limits,
-                );
-                // A client that reset the stream stops the exchange at once: the upstream
-                // connection is closed rather than held until it answers.
-                monoio::select! {
-                    read = head => read,
-                    _ = client_reset(respond) => Err(HeadError::ClientGone),
-                }
-            } else {
-                Err(HeadError::Closed)
-            };
-            match read {
-                Ok(consumed) => {
-                    x.upstream_micros = Some(sent_at.elapsed().as_micros() as u64);
-                    let r = self
-                        .relay_h1_response(
-                            respond,
-                            &mut upstream,
-                            &mut upbuf,
-                            consumed,
-                            &response,
-                            method,
-                            x,
-                            &t,
-                        )
-                        .await;
-                    ctx.http.give_response_head(response);
-                    match r {
-                        Ok(reusable) if reusable => ctx.http.pools.borrow_mut().checkin(
-                            self.cluster,
-                            endpoint,
-                            upstream,
-                            Instant::now(),
-                        ),
-                        Ok(_) => self.discard(&ctx, endpoint, upstream),
-                        Err(f) => {
-                            self.discard(&ctx, endpoint, upstream);
-                            break Err(f);
-                        }
-                    }
-                    break Ok(());
-                }
-                Err(e) => {
-                    ctx.http.give_response_head(response);
-                    self.discard(&ctx, endpoint, upstream);
-                    if reused && e == HeadError::Closed && bodiless && idempotent && !retried {
-                        // The pooled connection was closed under us before any answer: the
-                        // request cannot have been processed; one retry on a new connection.
-                        cluster_counters.retries.inc();
-                        retried = true;
-                        reuse = Reuse::Never;
-                        continue;
-                    }
-                    break Err(match e {
-                        HeadError::ClientGone => Fault::ClientGone,
-                        HeadError::Timeout => {
-                            cluster_counters.upstream_timeouts.inc();
-                            Fault::UpstreamTimeout
-                        }
-                        HeadError::Invalid => {
-                            cluster_counters.upstream_protocol_errors.inc();
-                            Fault::UpstreamProtocol
-                        }
-                        HeadError::Closed => Fault::UpstreamClosed,
-                    });
-                }
-            }
-        };
-        ctx.http.give_buffer(head);
-        ctx.http.give_buffer(upbuf);
-        outcome
-    }
-
-    fn discard(&self, ctx: &crate::context::CoreContext, endpoint: usize, upstream: UpstreamConn) {
-        ctx.http
-            .pools
-            .borrow_mut()
-            .discard(self.cluster, endpoint, upstream);
-    }
-
-    /// Streams the request body from the h2 stream to an HTTP/1.1 upstream, releasing the
-    /// client's flow-control window only as the upstream takes the bytes. `Err(None)`: writing
-    /// upstream failed; `Err(Some)`: answer this.
-    async fn send_h1_body(
-        &self,
-        incoming: &mut Incoming,
-        upstream: &mut UpstreamConn,
-        framing: H1Body,
-        t: &crate::config::HttpTimeouts,
-        ctx: &crate::context::CoreContext,
-        x: &mut Exchange,
-    ) -> Result<(), Option<Fault>> {
-        let chunked = framing == H1Body::Chunked;
-        let mut total: u64 = 0;
-        let mut out = ctx.http.take_buffer();
-        let result = loop {
-            let next = monoio::time::timeout(t.client_body, incoming.body.data()).await;
-            let data = match next {
-                Err(_) => break Err(Some(Fault::BodyTimeout)),
-                Ok(None) => break Ok(()),
-                Ok(Some(Err(_))) => break Err(Some(Fault::ClientGone)),
-                Ok(Some(Ok(d))) => d,
-            };
-            let n = data.len();
-            total += n as u64;
-            x.bytes_in += n as u64;
-            if total > self.max_body {
-                break Err(Some(Fault::BodyTooLarge));
-            }
-            out.clear();
-            if chunked {
-                let _ = std::io::Write::write_fmt(&mut out, format_args!("{n:x}\r\n"));
-                out.extend_from_slice(&data);
-                out.extend_from_slice(b"\r\n");
-            } else {
-                out.extend_from_slice(&data);
-            }
-            let (res, o) =
-                match monoio::time::timeout(t.upstream_body, upstream.write_all(out)).await {
-                    Ok(done) => done,
-                    Err(_) => {
-                        // The write (and its buffer) went with the timeout.
-                        out = Vec::new();
-                        break Err(Some(Fault::UpstreamTimeout));
-                    }
-                };
-            out = o;
-            if res.is_err() {
-                break Err(None);
-            }
-            let _ = incoming.body.flow_control().release_capacity(n);
-        };
-        if result.is_ok() && chunked {
-            out.clear();
-            out.extend_from_slice(b"0\r\n");
-            if let Ok(Ok(Some(trailers))) =
-                monoio::time::timeout(t.client_body, incoming.body.trailers()).await
-            {
-                fields::write_h1_trailers(&trailers, &mut out);
-            }
-            out.extend_from_slice(b"\r\n");
-            let (res, o) = upstream.write_all(out).await;
-            out = o;
-            if res.is_err() {
-                ctx.http.give_buffer(out);
-                return Err(None);
-            }
-        }
-        ctx.http.give_buffer(out);
-        result
-    }
-
-    /// Relays an HTTP/1.1 response (head already parsed from `upbuf[..consumed]`) to the h2
-    /// stream. `Ok(true)`: the upstream connection may be reused.
-    #[allow(clippy::too_many_arguments)]
-    async fn relay_h1_response(
-        &self,
-        respond: &mut SendResponse<Bytes>,
-        upstream: &mut UpstreamConn,
-        upbuf: &mut Vec<u8>,
-        consumed: usize,
-        head: &ResponseHead,
-        method: Method,
-        x: &mut Exchange,
-        t: &crate::config::HttpTimeouts,
-    ) -> Result<bool, Fault> {
-        let framing = head.framing();
-        if framing == ResponseFraming::Tunnel || head.status() == 101 {
-            return Err(Fault::UpstreamProtocol);
-        }
-        let mut resp = Response::new(());
-        *resp.status_mut() =
-            StatusCode::from_u16(head.status()).map_err(|_| Fault::UpstreamProtocol)?;
-        *resp.headers_mut() = fields::response_fields_from_h1(
-            head,
-            upbuf,
-            &x.request_id,
-            &self.route.response_headers,
-        );
-        if let ResponseFraming::ContentLength(n) = framing {
-            if method != Method::Head {
-                resp.headers_mut()
-                    .insert("content-length", HeaderValue::from(n));
-            }
-        }
-        x.status = head.status();
-        let no_body = matches!(
-            framing,
-            ResponseFraming::None | ResponseFraming::ContentLength(0)
-        );
-        let mut send = respond
-            .send_response(resp, no_body)
-            .map_err(|_| Fault::ClientGone)?;
-        if no_body {
-            return Ok(head.keep_alive() && upbuf.len() == consumed);
-        }
-        let limits = self.limits();
-        let mut decoder = BodyDecoder::for_response(framing, &limits);
-        let mut pos = consumed;
-        loop {
-            let step = decoder
-                .decode(&upbuf[pos..])
-                .map_err(|_| Fault::UpstreamProtocol)?;
-            match step.event {
-                Event::Data(range) => {
-                    let data = Bytes::copy_from_slice(&upbuf[pos + range.start..pos + range.end]);
-                    x.bytes_out += data.len() as u64;
-                    pos += step.consumed;
-                    send_all(&mut send, data, false, t.upstream_body).await?;
-                }
-                Event::End { trailers } => {
-                    let block = &upbuf[pos + trailers.start..pos + trailers.end];
-                    pos += step.consumed;
-                    if block.len() > 2 {
-                        let trailers = fields::trailers_from_h1(block);
-                        send.send_trailers(trailers)
-                            .map_err(|_| Fault::ClientGone)?;
-                    } else {
-                        send_all(&mut send, Bytes::new(), true, t.upstream_body).await?;
-                    }
-                    return Ok(head.keep_alive() && pos == upbuf.len());
-                }
-                Event::NeedMore => {
-                    // The decoder used `step.consumed` bytes (e.g. a chunk-size line) without
-                    // producing data: they must not be decoded again.
-                    pos += step.consumed;
-                    upbuf.drain(..pos);
-                    pos = 0;
-                    match monoio::time::timeout(t.upstream_body, read_more(upstream, upbuf)).await {
-                        Err(_) => {
-                            send.send_reset(h2::Reason::CANCEL);
-                            return Err(Fault::UpstreamTimeout);
-                        }
-                        Ok(Ok(0)) if framing == ResponseFraming::CloseDelimited => {
-                            send_all(&mut send, Bytes::new(), true, t.upstream_body).await?;
-                            return Ok(false);
-                        }
-                        Ok(Ok(0)) | Ok(Err(_)) => {
-                            // Cut short: the client must not take it for a whole body.
-                            send.send_reset(h2::Reason::INTERNAL_ERROR);
-                            return Err(Fault::UpstreamClosed);
-                        }
-                        Ok(Ok(_)) => {}
-                    }
-                }
-            }
-        }
-    }
-
-    /// h2c upstream: a stream on one of the core's multiplexed connections.
-    async fn forward_h2c(
-        mut self,
-        incoming: &mut Incoming,
-        respond: &mut SendResponse<Bytes>,
-        x: &mut Exchange,
-    ) -> Result<(), Fault> {
-        let ctx = self.conn.ctx.clone();
-        let t = self.timeouts();
-        ctx.stats.cluster_http[self.cluster].requests.inc();
-        // Held until the stream ends: it is this stream's slot on the upstream connection.
-        let (mut slot, endpoint) =
-            super::upstream::client(&ctx, self.cluster)
-                .await
-                .map_err(|e| match e {
-                    super::upstream::Unavailable::Full => Fault::PoolFull,
-                    super::upstream::Unavailable::Failed => Fault::ConnectFailed,
-                })?;
-        let address = ctx.config.clusters[self.cluster].endpoints[endpoint].address;
-        x.upstream = Some(address);
-        let authority = self.host.clone().unwrap_or_else(|| address.to_string());
-        let scheme = if ctx.config.clusters[self.cluster].http.protocol == UpstreamProtocol::H2 {
-            "https"
-        } else {
-            "http"
-        };
-        let uri = http::Uri::builder()
-            .scheme(scheme)
-            .authority(authority.as_str())
-            .path_and_query(self.target.as_slice())
-            .build()
-            .map_err(|_| Fault::UpstreamProtocol)?;
-        let mut req = Request::new(());
-        *req.method_mut() = incoming.parts.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = std::mem::take(&mut self.headers);
-        req.headers_mut().remove(http::header::HOST);
-        let bodiless = incoming.body.is_end_stream();
-        let sent_at = Instant::now();
-        let (response, mut up_send) = slot
-            .send_request(req, bodiless)
-            .map_err(|_| Fault::UpstreamClosed)?;
-        let max_body = self.max_body;
-        let wait = self.upstream_wait(incoming, t.upstream_response);
-        let head_sent = std::cell::Cell::new(false);
-        let body = &mut incoming.body;
-        let bytes_in = std::cell::Cell::new(0u64);
-        // Both directions at once: a streaming (gRPC bidi) call sends while it receives.
-        let request_pump = async {
-            if bodiless {
-                return Ok(());
-            }
-            pump_h2_body(body, &mut up_send, t.client_body, max_body, &bytes_in).await
-        };
-        let response_pump = async {
-            let answered = async {
-                monoio::select! {
-                    r = monoio::time::timeout(wait, response) => Some(r),
-                    _ = client_reset(respond) => None,
-                }
-            };
-            let Some(answered) = answered.await else {
-                // Dropping the upstream stream's handles resets it (CANCEL).
-                return Err(Fault::ClientGone);
-            };
-            let head = match answered {
-                Err(_) => {
-                    ctx.stats.cluster_http[self.cluster].upstream_timeouts.inc();
-                    return Err(Fault::UpstreamTimeout);
-                }
-                Ok(Err(e)) => {
-                    return Err(match e.reason() {
-                        Some(r) if e.is_reset() => {
-                            // The upstream reset the stream: reset ours with the same reason.
-                            respond.send_reset(r);
-                            x.status = 502;
-                            Fault::UpstreamClosed
-                        }
-                        _ => Fault::UpstreamClosed,
-                    });
-                }
-                Ok(Ok(r)) => r,
-            };
-            x.upstream_micros = Some(sent_at.elapsed().as_micros() as u64);
-            let (parts, mut up_body) = head.into_parts();
-            let mut resp = Response::from_parts(parts, ());
-            resp.headers_mut().remove("connection");
-            fields::finish_response_fields(
-                resp.headers_mut(),
-                fields::VIA_H2,
-                &x.request_id,
-                &self.route.response_headers,
-            );
-            x.status = resp.status().as_u16();
-            let end = up_body.is_end_stream();
-            let mut send = respond
-                .send_response(resp, end)
-                .map_err(|_| Fault::ClientGone)?;
-            head_sent.set(true);
-            if end {
-                return Ok(());
-            }
-            loop {
-                match monoio::time::timeout(t.upstream_body, up_body.data()).await {
-                    Err(_) => {
-                        send.send_reset(h2::Reason::CANCEL);
-                        return Err(Fault::UpstreamTimeout);
-                    }
-                    Ok(Some(Ok(data))) => {
-                        let n = data.len();
-                        x.bytes_out += n as u64;
-                        send_all(&mut send, data, false, t.upstream_body).await?;
-                        let _ = up_body.flow_control().release_capacity(n);
-                    }
-                    Ok(Some(Err(e))) => {
-                        send.send_reset(e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR));
-                        return Err(Fault::UpstreamClosed);
-                    }
-                    Ok(None) => break,
-                }
-            }
-            match up_body.trailers().await {
-                Ok(Some(trailers)) => send.send_trailers(trailers).map_err(|_| Fault::ClientGone),
-                Ok(None) => send_all(&mut send, Bytes::new(), true, t.upstream_body)
-                    .await
-                    .map_err(Fault::from),
-                Err(e) => {
-                    send.send_reset(e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR));
-                    Err(Fault::UpstreamClosed)
-                }
-            }
-        };
-        // The response decides when the exchange is over: a deadline (or the upstream's answer)
-        // ends it even while the client is still sending. A request body that fails before any
-        // response head was sent is answered by its own fault.
-        let mut request_pump = std::pin::pin!(request_pump);
-        let mut response_pump = std::pin::pin!(response_pump);
-        let mut request_done = false;
-        let outcome = loop {
-            if request_done {
-                break (&mut response_pump).await;
-            }
-            monoio::select! {
-                sent = &mut request_pump => {
-                    request_done = true;
-                    if let Err(f) = sent {
-                        if !head_sent.get() {
-                            break Err(f);
-                        }
-                    }
-                }
-                received = &mut response_pump => break received,
-            }
-        };
-        drop(slot);
-        x.bytes_in += bytes_in.get();
-        outcome
+    // Boxed: the h2 attempt's state (two pumps at once) is the larger; requests to HTTP/1.1
+    // clusters should not allocate it.
+    async fn via_h2(&mut self, ex: &mut Exchange<'_>, up: H2Attempt) -> Result<(), Failure> {
+        Box::pin(self.attempt_h2(ex, up)).await
     }
 }
 
-/// Resolves when the client resets the stream (or the connection goes away).
-fn client_reset(respond: &mut SendResponse<Bytes>) -> impl std::future::Future<Output = ()> + '_ {
-    std::future::poll_fn(move |cx| match respond.poll_reset(cx) {
-        std::task::Poll::Ready(_) => std::task::Poll::Ready(()),
-        std::task::Poll::Pending => std::task::Poll::Pending,
-    })
-}
-
-/// Streams a client's request body to an upstream h2 stream, window by window.
-async fn pump_h2_body(
-    body: &mut RecvStream,
-    up: &mut SendStream<Bytes>,
-    idle: Duration,
-    max_body: u64,
-    total: &std::cell::Cell<u64>,
-) -> Result<(), Fault> {
-    loop {
-        match monoio::time::timeout(idle, body.data()).await {
-            Err(_) => {
-                up.send_reset(h2::Reason::CANCEL);
-                return Err(Fault::BodyTimeout);
-            }
-            Ok(None) => break,
-            Ok(Some(Err(_))) => {
-                up.send_reset(h2::Reason::CANCEL);
-                return Err(Fault::ClientGone);
-            }
-            Ok(Some(Ok(data))) => {
-                let n = data.len();
-                total.set(total.get() + n as u64);
-                if total.get() > max_body {
-                    up.send_reset(h2::Reason::CANCEL);
-                    return Err(Fault::BodyTooLarge);
-                }
-                send_all(up, data, false, idle)
-                    .await
-                    .map_err(|_| Fault::UpstreamClosed)?;
-                let _ = body.flow_control().release_capacity(n);
-            }
-        }
-    }
-    match body.trailers().await {
-        Ok(Some(trailers)) => up
-            .send_trailers(trailers)
-            .map_err(|_| Fault::UpstreamClosed),
-        Ok(None) => send_all(up, Bytes::new(), true, idle)
-            .await
-            .map_err(|_| Fault::UpstreamClosed),
-        Err(_) => {
-            up.send_reset(h2::Reason::CANCEL);
-            Err(Fault::ClientGone)
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HeadError {
-    /// The client reset the stream while we waited.
-    ClientGone,
-    Timeout,
-    Invalid,
-    /// Closed (or reset) before a complete head.
-    Closed,
-}
-
-/// Reads an HTTP/1.1 response head into `upbuf`, skipping interim 1xx responses (h2 clients
-/// get none from us; 100-continue is handled by flow control). Returns the head's length.
-async fn read_response_head(
-    upstream: &mut UpstreamConn,
-    upbuf: &mut Vec<u8>,
-    head: &mut ResponseHead,
-    method: Method,
-    wait: Duration,
-    limits: &strait_protocols::http1::Limits,
-) -> Result<usize, HeadError> {
-    let deadline = Instant::now() + wait;
-    loop {
-        if !upbuf.is_empty() {
-            match head.parse(upbuf, ResponseContext::new(method), limits) {
-                Ok(Some(n)) if head.is_interim() => {
-                    upbuf.drain(..n);
-                    continue;
-                }
-                Ok(Some(n)) => return Ok(n),
-                Ok(None) => {}
-                Err(_) => return Err(HeadError::Invalid),
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(HeadError::Timeout);
-        }
-        match monoio::time::timeout(left, read_more(upstream, upbuf)).await {
-            Err(_) => return Err(HeadError::Timeout),
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadError::Closed),
-            Ok(Ok(_)) => {}
-        }
-    }
-}
-
-fn finish(conn: &H2Conn, x: &Exchange, parts: &http::request::Parts, route: Option<&RouteConfig>) {
+fn finish(conn: &H2Conn, x: &Record, parts: &http::request::Parts, route: Option<&RouteConfig>) {
     let ctx = &conn.ctx;
     let counters = &ctx.stats.routes[x.slot];
     counters.response(x.status);
@@ -1098,7 +427,7 @@ fn finish(conn: &H2Conn, x: &Exchange, parts: &http::request::Parts, route: Opti
         total_micros: micros,
         user_agent: field(&x.user_agent),
         referer: field(&x.referer),
-        error: x.fault.map_or("", Fault::cause),
+        error: x.fault.map_or("", Fault::log_name),
     });
 }
 
@@ -1114,7 +443,7 @@ mod size_guard {
     fn the_stream_task_stays_small() {
         let size = future_size(super::serve);
         eprintln!("h2 stream task future: {size} B");
-        // Measured 1,240 B (forward_h1 and forward_h2c are boxed, allocated per request).
+        // Measured 1,320 B (the exchange is boxed, allocated per forwarded stream).
         assert!(size <= 1536, "the h2 stream task grew to {size} bytes");
     }
 }

@@ -14,46 +14,34 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use strait_protocols::http1::{BodyDecoder, ChunkHeader, Event, CHUNK_DATA_END, LAST_CHUNK};
 
-use super::{request_head, ClientStream, Conn, Exchange, Fault, Forwarded, Next, TimedOut};
-use crate::config::RouteConfig;
+use super::to_h1::Leg;
+use super::{request_head, ClientStream, Next, TimedOut};
+use crate::http::exchange::response_head::h2_symptom;
+use crate::http::exchange::{Exchange, Failure, H2Attempt, Symptom};
+use crate::http::fault::Fault;
 use crate::http::h2::fields::{self, Forwarding};
-use crate::http::h2::upstream;
 
-impl<C: ClientStream> Conn<'_, C> {
-    /// Forwards the current request to the h2c cluster `cluster`.
-    pub(super) async fn forward_h2c(
+impl<C: ClientStream> Leg<'_, '_, C> {
+    /// One attempt on a stream of a multiplexed h2 connection.
+    pub(super) async fn attempt_h2(
         &mut self,
-        x: &mut Exchange,
-        route: &RouteConfig,
-        cluster: usize,
-        keep_alive: bool,
-        max_body: u64,
-    ) -> Forwarded {
-        let ctx = self.ctx;
-        let head_len = self.head_len;
-        let t = self.config.timeouts;
-        ctx.stats.cluster_http[cluster].requests.inc();
-        // Held until the exchange ends: it is this request's stream slot upstream.
-        let (mut slot, endpoint) = match upstream::client(ctx, cluster).await {
-            Ok(found) => found,
-            Err(e) => {
-                self.start = head_len;
-                let fault = match e {
-                    upstream::Unavailable::Full => Fault::PoolFull,
-                    upstream::Unavailable::Failed => {
-                        ctx.stats.clusters[cluster].unavailable.inc();
-                        Fault::ConnectFailed
-                    }
-                };
-                return Forwarded::Fault(fault, Next::Close);
-            }
-        };
-        let address = ctx.config.clusters[cluster].endpoints[endpoint].address;
-        x.upstream = Some(address);
+        ex: &mut Exchange<'_>,
+        up: H2Attempt,
+    ) -> Result<Next, Failure> {
+        let reused = up.reused;
+        let fail = |symptom| Failure { symptom, reused };
+        let (x, route, max_body) = (&mut *self.x, self.route, self.max_body);
+        let c = &mut *self.conn;
+        let ctx = c.ctx;
+        let cluster = ex.cluster;
+        let head_len = c.head_len;
+        let t = c.config.timeouts;
+        let mut slot = up.slot;
+        let address = ctx.config.clusters[cluster].endpoints[up.endpoint].address;
 
         // 1. The request's fields.
-        let head = request_head(&self.head);
-        let buf = &self.buf[..];
+        let head = request_head(&c.head);
+        let buf = &c.buf[..];
         let mut h = HeaderMap::with_capacity(head.headers().len() + 4);
         for (i, field) in head.headers().iter(buf).enumerate() {
             if head.is_hop_by_hop(i)
@@ -88,21 +76,17 @@ impl<C: ClientStream> Conn<'_, C> {
         fields::forward_request_fields(
             &mut h,
             &Forwarding {
-                client_ip: self.peer.ip(),
+                client_ip: c.peer.ip(),
                 tls: C::TLS,
-                trust_forwarded: self.config.trust_forwarded,
+                trust_forwarded: c.config.trust_forwarded,
                 host: client_host,
                 generated_request_id: (!has_id).then_some(request_id.as_str()),
                 edits: &route.request_headers,
                 via: fields::VIA_H1,
             },
         );
-        let method = match http::Method::from_bytes(head.method_bytes(buf)) {
-            Ok(m) => m,
-            Err(_) => {
-                self.start = head_len;
-                return Forwarded::Fault(Fault::UpstreamProtocol, Next::Close);
-            }
+        let Ok(method) = http::Method::from_bytes(head.method_bytes(buf)) else {
+            return Err(fail(Symptom::InvalidHead));
         };
         let is_head = method == http::Method::HEAD;
         let scheme = match ctx.config.clusters[cluster].http.protocol {
@@ -112,11 +96,10 @@ impl<C: ClientStream> Conn<'_, C> {
         let uri = http::Uri::builder()
             .scheme(scheme)
             .authority(authority.as_str())
-            .path_and_query(self.path.as_slice())
+            .path_and_query(c.path.as_slice())
             .build();
         let Ok(uri) = uri else {
-            self.start = head_len;
-            return Forwarded::Fault(Fault::UpstreamProtocol, Next::Close);
+            return Err(fail(Symptom::InvalidHead));
         };
         let mut request = http::Request::new(());
         *request.method_mut() = method;
@@ -124,16 +107,16 @@ impl<C: ClientStream> Conn<'_, C> {
         *request.headers_mut() = h;
         let framing = head.framing();
         let http10 = crate::http::head::is_http10(head.version());
-        let mut body = BodyDecoder::for_request(framing, &self.state.limits);
+        let mut body = BodyDecoder::for_request(framing, &c.state.limits);
         let bodiless = body.is_done();
 
         // 2. The request, then its body as it arrives (the client's reads are the window).
-        let sent_at = std::time::Instant::now();
-        let Ok((response, mut up)) = slot.send_request(request, bodiless) else {
-            self.start = head_len;
-            return Forwarded::Fault(Fault::UpstreamClosed, Next::Close);
+        ex.sending();
+        let (response, mut up) = match slot.send_request(request, bodiless) {
+            Ok(sent) => sent,
+            Err(e) => return Err(fail(h2_symptom(&e))),
         };
-        self.start = head_len;
+        c.start = head_len;
         // The upstream stopped taking the body (it answered early and reset the stream, e.g. a
         // 413): its answer is still relayed, and the client connection closes after it (the rest
         // of the body is never read).
@@ -141,23 +124,23 @@ impl<C: ClientStream> Conn<'_, C> {
         if !bodiless {
             let mut total: u64 = 0;
             loop {
-                let step = match body.decode(&self.buf[self.start..]) {
+                let step = match body.decode(&c.buf[c.start..]) {
                     Ok(step) => step,
                     Err(e) => {
                         up.send_reset(h2::Reason::CANCEL);
-                        return Forwarded::Fault(Fault::Client(e), Next::Close);
+                        return Err(fail(Symptom::Client(Fault::Client(e))));
                     }
                 };
                 match step.event {
                     Event::Data(range) => {
                         let data = Bytes::copy_from_slice(
-                            &self.buf[self.start + range.start..self.start + range.end],
+                            &c.buf[c.start + range.start..c.start + range.end],
                         );
                         total += data.len() as u64;
-                        self.start += step.consumed;
+                        c.start += step.consumed;
                         if total > max_body {
                             up.send_reset(h2::Reason::CANCEL);
-                            return Forwarded::Fault(Fault::BodyTooLarge, Next::Close);
+                            return Err(fail(Symptom::Client(Fault::BodyTooLarge)));
                         }
                         if crate::http::h2::send_all(&mut up, data, false, t.upstream_body)
                             .await
@@ -168,35 +151,35 @@ impl<C: ClientStream> Conn<'_, C> {
                         }
                     }
                     Event::NeedMore => {
-                        self.start += step.consumed;
-                        self.buf.drain(head_len..self.start);
-                        self.start = head_len;
-                        match self
+                        c.start += step.consumed;
+                        c.buf.drain(head_len..c.start);
+                        c.start = head_len;
+                        match c
                             .client
-                            .read_keeping(&mut self.buf, t.client_body, &mut self.body_canceller)
+                            .read_keeping(&mut c.buf, t.client_body, &mut c.body_canceller)
                             .await
                         {
                             Err(TimedOut) => {
+                                c.read_abandoned |= C::TLS;
                                 up.send_reset(h2::Reason::CANCEL);
-                                return Forwarded::Fault(Fault::BodyTimeout, Next::Close);
+                                return Err(fail(Symptom::Client(Fault::BodyTimeout)));
                             }
                             Ok(Ok(0)) | Ok(Err(_)) => {
                                 up.send_reset(h2::Reason::CANCEL);
-                                return Forwarded::Done(Next::Abort);
+                                return Err(fail(Symptom::Client(Fault::ClientGone)));
                             }
                             Ok(Ok(n)) => {
                                 x.bytes_in += n as u64;
-                                ctx.stats.listeners[self.listener_index]
+                                ctx.stats.listeners[c.listener_index]
                                     .received_bytes
                                     .add(n as u64);
                             }
                         }
                     }
                     Event::End { trailers } => {
-                        let block =
-                            &self.buf[self.start + trailers.start..self.start + trailers.end];
+                        let block = &c.buf[c.start + trailers.start..c.start + trailers.end];
                         let trailers = (block.len() > 2).then(|| fields::trailers_from_h1(block));
-                        self.start += step.consumed;
+                        c.start += step.consumed;
                         let sent = match trailers {
                             Some(t) if !t.is_empty() => up.send_trailers(t).is_ok(),
                             _ => crate::http::h2::send_all(
@@ -216,22 +199,10 @@ impl<C: ClientStream> Conn<'_, C> {
         }
 
         // 3. The response head.
-        let keep_alive = keep_alive && !cut_short;
-        self.unread_input |= cut_short;
-        let next_if_ok = if keep_alive {
-            Next::KeepAlive
-        } else {
-            Next::Close
-        };
-        let response = match monoio::time::timeout(t.upstream_response, response).await {
-            Err(_) => {
-                ctx.stats.cluster_http[cluster].upstream_timeouts.inc();
-                return Forwarded::Fault(Fault::UpstreamTimeout, next_if_ok);
-            }
-            Ok(Err(_)) => return Forwarded::Fault(Fault::UpstreamClosed, next_if_ok),
-            Ok(Ok(r)) => r,
-        };
-        x.upstream_micros = Some(sent_at.elapsed().as_micros() as u64);
+        let keep_alive = self.keep_alive && !cut_short;
+        c.unread_input |= cut_short;
+        let response = ex.await_h2_head(response).await.map_err(fail)?;
+        ex.answered();
         let (parts, mut up_body) = response.into_parts();
         let status = parts.status.as_u16();
         x.status = status;
@@ -262,9 +233,9 @@ impl<C: ClientStream> Conn<'_, C> {
             Out::Chunked
         };
         let close = !keep_alive || matches!(out_framing, Out::UntilClose) || ctx.draining.get();
-        self.fresh_out();
+        c.fresh_out();
         let _ = write!(
-            self.out,
+            c.out,
             "HTTP/1.1 {} {}\r\n",
             status,
             crate::http::head::canonical_reason(status)
@@ -281,32 +252,30 @@ impl<C: ClientStream> Conn<'_, C> {
             if n == b"content-length" || fields::is_connection_specific(n) {
                 continue;
             }
-            self.out.extend_from_slice(n);
-            self.out.extend_from_slice(b": ");
-            self.out.extend_from_slice(value.as_bytes());
-            self.out.extend_from_slice(b"\r\n");
+            c.out.extend_from_slice(n);
+            c.out.extend_from_slice(b": ");
+            c.out.extend_from_slice(value.as_bytes());
+            c.out.extend_from_slice(b"\r\n");
         }
         match out_framing {
             Out::Length => {
-                let _ = write!(self.out, "content-length: {}\r\n", length.unwrap_or(0));
+                let _ = write!(c.out, "content-length: {}\r\n", length.unwrap_or(0));
             }
-            Out::Chunked => self
-                .out
-                .extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            Out::Chunked => c.out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
             Out::None | Out::UntilClose => {}
         }
         if close {
-            self.out.extend_from_slice(b"connection: close\r\n");
+            c.out.extend_from_slice(b"connection: close\r\n");
         } else if http10 {
-            self.out.extend_from_slice(b"connection: keep-alive\r\n");
+            c.out.extend_from_slice(b"connection: keep-alive\r\n");
         }
-        self.out.extend_from_slice(b"\r\n");
+        c.out.extend_from_slice(b"\r\n");
         if matches!(out_framing, Out::None) || is_head {
             drop(up_body);
-            return match self.write_out_to_client(x).await {
-                Ok(()) if close => Forwarded::Done(Next::Close),
-                Ok(()) => Forwarded::Done(Next::KeepAlive),
-                Err(_) => Forwarded::Done(Next::Abort),
+            return match c.write_out_to_client(x).await {
+                Ok(()) if close => Ok(Next::Close),
+                Ok(()) => Ok(Next::KeepAlive),
+                Err(_) => Ok(Next::Abort),
             };
         }
 
@@ -322,47 +291,55 @@ impl<C: ClientStream> Conn<'_, C> {
                     sent += n as u64;
                     if chunked && n > 0 {
                         if let Some(h) = ChunkHeader::new(n as u64) {
-                            self.out.extend_from_slice(h.as_bytes());
+                            c.out.extend_from_slice(h.as_bytes());
                         }
-                        self.out.extend_from_slice(&data);
-                        self.out.extend_from_slice(CHUNK_DATA_END);
+                        c.out.extend_from_slice(&data);
+                        c.out.extend_from_slice(CHUNK_DATA_END);
                     } else {
-                        self.out.extend_from_slice(&data);
+                        c.out.extend_from_slice(&data);
                     }
                     let _ = up_body.flow_control().release_capacity(n);
-                    if self.write_out_to_client(x).await.is_err() {
-                        return Forwarded::Done(Next::Abort);
+                    if c.write_out_to_client(x).await.is_err() {
+                        return Ok(Next::Abort);
                     }
                 }
                 Ok(None) => break,
                 // Reset by the upstream or timed out mid-body: the client must not take a cut
                 // body for a whole one.
-                Ok(Some(Err(_))) | Err(_) => return Forwarded::Done(Next::Abort),
+                Ok(Some(Err(_))) => {
+                    c.body_failed(x, ex, Fault::UpstreamClosed);
+                    return Ok(Next::Abort);
+                }
+                Err(_) => {
+                    c.body_failed(x, ex, Fault::UpstreamTimeout);
+                    return Ok(Next::Abort);
+                }
             }
         }
         if length.is_some_and(|l| l != sent) {
-            return Forwarded::Done(Next::Abort);
+            c.body_failed(x, ex, Fault::UpstreamProtocol);
+            return Ok(Next::Abort);
         }
         // An empty body (END_STREAM on the upstream's HEADERS): the head is still waiting.
-        if !chunked && !self.out.is_empty() && self.write_out_to_client(x).await.is_err() {
-            return Forwarded::Done(Next::Abort);
+        if !chunked && !c.out.is_empty() && c.write_out_to_client(x).await.is_err() {
+            return Ok(Next::Abort);
         }
         if chunked {
-            self.out.extend_from_slice(LAST_CHUNK);
+            c.out.extend_from_slice(LAST_CHUNK);
             if let Ok(Ok(Some(trailers))) =
                 monoio::time::timeout(t.upstream_body, up_body.trailers()).await
             {
-                fields::write_h1_trailers(&trailers, &mut self.out);
+                fields::write_h1_trailers(&trailers, &mut c.out);
             }
-            self.out.extend_from_slice(b"\r\n");
-            if self.write_out_to_client(x).await.is_err() {
-                return Forwarded::Done(Next::Abort);
+            c.out.extend_from_slice(b"\r\n");
+            if c.write_out_to_client(x).await.is_err() {
+                return Ok(Next::Abort);
             }
         }
         if matches!(out_framing, Out::UntilClose) || close {
-            Forwarded::Done(Next::Close)
+            Ok(Next::Close)
         } else {
-            Forwarded::Done(Next::KeepAlive)
+            Ok(Next::KeepAlive)
         }
     }
 }

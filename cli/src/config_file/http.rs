@@ -384,7 +384,7 @@ mod tests {
     #[test]
     fn listener_http_keys_are_valid_listener_keys() {
         for k in LISTENER_HTTP_KEYS {
-            assert!(super::super::LISTENER_KEYS.contains(k), "{k}");
+            assert!(super::super::listener::LISTENER_KEYS.contains(k), "{k}");
         }
     }
 }

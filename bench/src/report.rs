@@ -223,123 +223,9 @@ pub fn markdown(meta: &RunMeta, cells: &[Cell], opts: &Options) -> String {
                 targets.push(&c.target);
             }
         }
-        // Compact matrix.
-        let _ = write!(out, "| target |");
-        for s in &scen {
-            let _ = write!(out, " {} ({}) |", s.name(), s.unit());
-        }
-        let _ = write!(out, "\n|---|");
-        for _ in &scen {
-            let _ = write!(out, "---:|");
-        }
-        out.push('\n');
-        // A row per target; a cell measured under another label (Strait's h2c, relayed at L4)
-        // is marked ‡ and its label named below the matrix.
-        let mut marked: Vec<String> = Vec::new();
-        for t in &targets {
-            let _ = write!(out, "| {t} |");
-            for s in &scen {
-                match vc.iter().find(|c| c.scenario == *s && c.target == *t) {
-                    Some(c) => {
-                        let r = c
-                            .ratio_direct
-                            .map_or_else(String::new, |r| format!(" ({r:.2}×)"));
-                        let dag = if c.noisy_reps > 0 { " †" } else { "" };
-                        let ddag = if relayed(c) {
-                            marked.push(format!("{} in {}", c.label, s.name()));
-                            " ‡"
-                        } else {
-                            ""
-                        };
-                        let _ = write!(out, " {}{r}{dag}{ddag} |", value(*s, c.median));
-                    }
-                    None => {
-                        let _ = write!(out, " |");
-                    }
-                }
-            }
-            out.push('\n');
-        }
-        let ddag = if marked.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ‡ = {}: not an L7 comparison (see above).",
-                marked.join("; ")
-            )
-        };
-        let _ = writeln!(
-            out,
-            "\nMedians; in brackets the ratio to `direct` (no proxy). For `idle` (KiB of proxy \
-             memory per idle connection) lower is better.{ddag}\n"
-        );
-        // Detailed table.
-        let _ = writeln!(
-            out,
-            "| scenario | target | median | min–max | spread | p50 ms | p99 ms | × direct | × nginx | proxy CPU % | load CPUs busy % | bg % | errors |"
-        );
-        let _ = writeln!(
-            out,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        );
-        for c in &vc {
-            let s = c.scenario;
-            let (p50, p99) = match s {
-                Scenario::H2c => (
-                    c.mean_ms
-                        .map_or_else(String::new, |m| format!("{} (mean)", ms(Some(m)))),
-                    String::new(),
-                ),
-                _ => (ms(c.p50_ms), ms(c.p99_ms)),
-            };
-            let n = if c.n as u32 == meta.settings.reps {
-                String::new()
-            } else {
-                format!(" (n={})", c.n)
-            };
-            let dag = if c.noisy_reps > 0 { " †" } else { "" };
-            let _ = writeln!(
-                out,
-                "| {} | {}{n} | {} {} | {}–{} | {} | {p50} | {p99} | {} | {} | {} | {} | {:.1}{dag} | {} |",
-                s.name(),
-                c.label,
-                value(s, c.median),
-                s.unit(),
-                value(s, c.min),
-                value(s, c.max),
-                c.spread_pct.map_or_else(String::new, |p| format!("{p:.0}%")),
-                ratio(c.ratio_direct),
-                ratio(c.ratio_nginx),
-                pct(c.proxy_cpu_pct),
-                pct(c.load_cores_busy_pct),
-                c.max_bg_pct,
-                c.errors
-            );
-        }
-        let idle: Vec<String> = vc
-            .iter()
-            .filter(|c| c.scenario == Scenario::Idle)
-            .filter_map(|c| {
-                let (b, a) = (c.rss_before_kib?, c.rss_after_kib?);
-                Some(format!(
-                    "{} {:.1} → {:.1} MiB",
-                    c.target,
-                    b / 1024.0,
-                    a / 1024.0
-                ))
-            })
-            .collect();
-        if !idle.is_empty() {
-            let _ = writeln!(
-                out,
-                "\nIdle: proxy RSS (median) freshly started → with {} idle connections: {}. RSS counts \
-                 user-space memory only (kernel socket buffers are not in it); memory a proxy \
-                 allocates up front (NGINX's connection array sized by worker_connections) is in \
-                 the starting figure, not in the per-connection growth.",
-                meta.settings.idle_conns,
-                idle.join("; ")
-            );
-        }
+        matrix(&vc, &scen, &targets, &mut out);
+        details(meta, &vc, &mut out);
+        idle_note(meta, &vc, &mut out);
         if let Some(prefix) = opts.chart_prefix {
             let charts: Vec<_> = opts.charts.iter().filter(|c| c.variant == v).collect();
             if !charts.is_empty() {
@@ -350,6 +236,140 @@ pub fn markdown(meta: &RunMeta, cells: &[Cell], opts: &Options) -> String {
             }
         }
     }
+    failures(meta, &mut out);
+    out
+}
+
+/// The compact matrix of one variant: a row per target, a column per scenario, the median and
+/// its ratio to `direct`; then the legend.
+fn matrix(vc: &[&Cell], scen: &[Scenario], targets: &[&str], out: &mut String) {
+    let _ = write!(out, "| target |");
+    for s in scen {
+        let _ = write!(out, " {} ({}) |", s.name(), s.unit());
+    }
+    let _ = write!(out, "\n|---|");
+    for _ in scen {
+        let _ = write!(out, "---:|");
+    }
+    out.push('\n');
+    // A row per target; a cell measured under another label (Strait's h2c, relayed at L4)
+    // is marked ‡ and its label named below the matrix.
+    let mut marked: Vec<String> = Vec::new();
+    for t in targets {
+        let _ = write!(out, "| {t} |");
+        for s in scen {
+            match vc.iter().find(|c| c.scenario == *s && c.target == *t) {
+                Some(c) => {
+                    let r = c
+                        .ratio_direct
+                        .map_or_else(String::new, |r| format!(" ({r:.2}×)"));
+                    let dag = if c.noisy_reps > 0 { " †" } else { "" };
+                    let ddag = if relayed(c) {
+                        marked.push(format!("{} in {}", c.label, s.name()));
+                        " ‡"
+                    } else {
+                        ""
+                    };
+                    let _ = write!(out, " {}{r}{dag}{ddag} |", value(*s, c.median));
+                }
+                None => {
+                    let _ = write!(out, " |");
+                }
+            }
+        }
+        out.push('\n');
+    }
+    let ddag = if marked.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ‡ = {}: not an L7 comparison (see above).",
+            marked.join("; ")
+        )
+    };
+    let _ = writeln!(
+        out,
+        "\nMedians; in brackets the ratio to `direct` (no proxy). For `idle` (KiB of proxy \
+         memory per idle connection) lower is better.{ddag}\n"
+    );
+}
+
+/// The detailed table of one variant: a row per cell.
+fn details(meta: &RunMeta, vc: &[&Cell], out: &mut String) {
+    let _ = writeln!(
+        out,
+        "| scenario | target | median | min–max | spread | p50 ms | p99 ms | × direct | × nginx | proxy CPU % | load CPUs busy % | bg % | errors |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for c in vc {
+        let s = c.scenario;
+        let (p50, p99) = match s {
+            Scenario::H2c => (
+                c.mean_ms
+                    .map_or_else(String::new, |m| format!("{} (mean)", ms(Some(m)))),
+                String::new(),
+            ),
+            _ => (ms(c.p50_ms), ms(c.p99_ms)),
+        };
+        let n = if c.n as u32 == meta.settings.reps {
+            String::new()
+        } else {
+            format!(" (n={})", c.n)
+        };
+        let dag = if c.noisy_reps > 0 { " †" } else { "" };
+        let _ = writeln!(
+            out,
+            "| {} | {}{n} | {} {} | {}–{} | {} | {p50} | {p99} | {} | {} | {} | {} | {:.1}{dag} | {} |",
+            s.name(),
+            c.label,
+            value(s, c.median),
+            s.unit(),
+            value(s, c.min),
+            value(s, c.max),
+            c.spread_pct.map_or_else(String::new, |p| format!("{p:.0}%")),
+            ratio(c.ratio_direct),
+            ratio(c.ratio_nginx),
+            pct(c.proxy_cpu_pct),
+            pct(c.load_cores_busy_pct),
+            c.max_bg_pct,
+            c.errors
+        );
+    }
+}
+
+/// What the idle connections cost each proxy, when `idle` was measured.
+fn idle_note(meta: &RunMeta, vc: &[&Cell], out: &mut String) {
+    let idle: Vec<String> = vc
+        .iter()
+        .filter(|c| c.scenario == Scenario::Idle)
+        .filter_map(|c| {
+            let (b, a) = (c.rss_before_kib?, c.rss_after_kib?);
+            Some(format!(
+                "{} {:.1} → {:.1} MiB",
+                c.target,
+                b / 1024.0,
+                a / 1024.0
+            ))
+        })
+        .collect();
+    if !idle.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nIdle: proxy RSS (median) freshly started → with {} idle connections: {}. RSS counts \
+             user-space memory only (kernel socket buffers are not in it); memory a proxy \
+             allocates up front (NGINX's connection array sized by worker_connections) is in \
+             the starting figure, not in the per-connection growth.",
+            meta.settings.idle_conns,
+            idle.join("; ")
+        );
+    }
+}
+
+/// The failures list: what was not measured, and why.
+fn failures(meta: &RunMeta, out: &mut String) {
     if !meta.failures.is_empty() {
         let _ = writeln!(out, "\nNot measured:\n");
         for f in &meta.failures {
@@ -365,7 +385,6 @@ pub fn markdown(meta: &RunMeta, cells: &[Cell], opts: &Options) -> String {
             let _ = writeln!(out, "- {what}: {}", f.reason);
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -236,7 +236,11 @@ async fn open(ctx: &Rc<CoreContext>, cluster: usize, endpoint: usize) -> Option<
             ctx,
             cluster,
             endpoint,
-            monoio_compat::StreamWrapper::new(tls),
+            // Boxed: the wrapper's armed read and write futures point into it, and `poll_write`
+            // returns before its write completes; the handshake's connection is moved (out of
+            // the handshake, into its driver task) with a write in flight, so the wrapper must
+            // not move with it (it did, and the in-flight write corrupted memory).
+            Box::new(monoio_compat::StreamWrapper::new(tls)),
         )
         .await;
     }

@@ -73,7 +73,10 @@ pub(crate) async fn serve_stream<S>(guard: ConnectionGuard, stream: S, peer: Soc
 where
     S: AsyncReadRent + AsyncWriteRent + Unpin + 'static,
 {
-    serve(guard, monoio_compat::StreamWrapper::new(stream), peer, tls).await;
+    // Boxed: the wrapper's armed futures point into it and outlive `poll_write`'s return; the
+    // h2 connection holding it is moved after its handshake wrote, so the wrapper must stay put.
+    let io = Box::new(monoio_compat::StreamWrapper::new(stream));
+    serve(guard, io, peer, tls).await;
 }
 
 /// Serves HTTP/2 on `io`.

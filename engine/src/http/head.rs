@@ -15,7 +15,7 @@ use strait_protocols::http1::{
     ContentLengthValue, Method, RequestFraming, RequestHead, ResponseHead, Version,
 };
 
-use crate::config::HeaderEdits;
+use crate::http::pipeline::{H1Fields, HeaderPolicy};
 
 /// Our pseudonym in Via (RFC 9110 §7.6.3).
 const VIA: &[u8] = b"1.1 strait";
@@ -37,7 +37,7 @@ pub(crate) struct UpstreamRequest<'a> {
     pub tls: bool,
     /// The request id to send when the client sent none.
     pub generated_request_id: Option<&'a [u8]>,
-    pub edits: &'a HeaderEdits,
+    pub edits: &'a dyn HeaderPolicy,
     /// The body is chunked (we re-frame it with our own chunk lines).
     pub chunked: bool,
     /// A WebSocket upgrade ([`Upgrade::WebSocket`]): `connection: upgrade` and
@@ -167,7 +167,7 @@ pub(crate) fn write_upstream_request(r: &UpstreamRequest<'_>, out: &mut Vec<u8>)
     if ours(b"via") {
         write_field(out, b"via", VIA);
     }
-    write_edits(out, r.edits);
+    r.edits.write(&mut H1Fields(out));
     if r.chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
@@ -221,7 +221,7 @@ pub(crate) struct ClientResponse<'a> {
     pub keep_alive_1_0: bool,
     /// Echoed when the upstream did not set one.
     pub request_id: &'a [u8],
-    pub edits: &'a HeaderEdits,
+    pub edits: &'a dyn HeaderPolicy,
     /// A `101` accepting a WebSocket upgrade: `connection: upgrade` and `upgrade: websocket`
     /// are sent, and no framing field (RFC 9110 §8.6: none in a 1xx).
     pub upgrade: bool,
@@ -265,7 +265,7 @@ pub(crate) fn write_client_response(r: &ClientResponse<'_>, out: &mut Vec<u8>) {
     if !r.edits.drops(b"via") {
         write_field(out, b"via", VIA);
     }
-    write_edits(out, r.edits);
+    r.edits.write(&mut H1Fields(out));
     if r.framing == ClientFraming::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
@@ -289,7 +289,7 @@ pub(crate) struct LocalResponse<'a> {
     pub close: bool,
     pub keep_alive_1_0: bool,
     pub head_only: bool,
-    pub edits: Option<&'a HeaderEdits>,
+    pub edits: Option<&'a dyn HeaderPolicy>,
 }
 
 pub(crate) fn write_local_response(r: &LocalResponse<'_>, out: &mut Vec<u8>) {
@@ -316,7 +316,7 @@ pub(crate) fn write_local_response(r: &LocalResponse<'_>, out: &mut Vec<u8>) {
         write_field(out, b"x-request-id", r.request_id);
     }
     if let Some(edits) = r.edits {
-        write_edits(out, edits);
+        edits.write(&mut H1Fields(out));
     }
     if r.close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -341,12 +341,6 @@ fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-fn write_edits(out: &mut Vec<u8>, edits: &HeaderEdits) {
-    for (name, value) in edits.set.iter().chain(edits.add.iter()) {
-        write_field(out, name.as_bytes(), value.as_bytes());
-    }
 }
 
 /// RFC 9110 §15 reason phrases for the codes a proxy commonly sends or relays without one.
@@ -393,6 +387,7 @@ mod tests {
     use strait_protocols::http1::{Limits, ResponseContext};
 
     use super::*;
+    use crate::config::HeaderEdits;
 
     fn request(raw: &[u8]) -> RequestHead {
         let mut head = RequestHead::new();

@@ -12,6 +12,7 @@ pub(crate) mod exchange;
 pub(crate) mod fault;
 pub(crate) mod h2;
 pub(crate) mod head;
+pub(crate) mod pipeline;
 pub(crate) mod pool;
 pub(crate) mod proxy;
 pub(crate) mod route;
@@ -22,12 +23,12 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::Duration;
 
-use strait_balancer::WeightedRoundRobin;
 use strait_protocols::http1::{Limits, RequestHead, ResponseHead};
 
-use crate::config::{Config, RouteAction};
+use crate::config::Config;
 use crate::stats::{CoreStats, RouteSlots};
 use access_log::CoreAccessLog;
+use pipeline::Pipeline;
 use pool::Pools;
 use route::RouteTable;
 
@@ -65,9 +66,10 @@ const BUFFERS_KEPT: usize = 256;
 pub(crate) struct HttpListenerState {
     pub table: RouteTable,
     pub limits: Limits,
-    /// Per route: the cluster picker of a weighted split (`None` for single-cluster routes and
-    /// fixed responses).
-    pub splits: Vec<Option<RefCell<WeightedRoundRobin>>>,
+    /// The listener's own request-phase policies, run before any route's.
+    pub pipeline: Pipeline,
+    /// Per route: its compiled request-phase policies (`pipeline`).
+    pub routes: Vec<Pipeline>,
 }
 
 impl HttpCore {
@@ -90,19 +92,11 @@ impl HttpCore {
                             max_headers: http.limits.max_headers,
                             ..Limits::DEFAULT
                         },
-                        splits: http
+                        pipeline: Pipeline::for_listener(http),
+                        routes: http
                             .routes
                             .iter()
-                            .map(|r| match &r.action {
-                                RouteAction::Forward(f) if f.clusters.len() > 1 => {
-                                    let weights: Vec<u32> =
-                                        f.clusters.iter().map(|c| c.weight).collect();
-                                    Some(RefCell::new(WeightedRoundRobin::new(
-                                        &weights, core_index,
-                                    )))
-                                }
-                                _ => None,
-                            })
+                            .map(|r| Pipeline::for_route(r, http, core_index))
                             .collect(),
                     })
                 })

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Canceller};
 use monoio::net::TcpStream;
-use strait_balancer::Balancer;
 use strait_protocols::http1::{HeadScanner, Method, RequestFraming, RequestHead, ResponseHead};
 use strait_protocols::relay::sys;
 use tracing::debug;
@@ -30,11 +29,12 @@ use super::access_log::AccessRecord;
 use super::exchange::{Exchange, RequestFacts};
 use super::fault::Fault;
 use super::head::{self, LocalResponse, Upgrade};
+use super::pipeline::{Filter, H1View, Peer, Pipeline};
 use super::route::rewrite_path;
 use super::tunnel;
 use super::HttpListenerState;
 use crate::client_stream::{read_more, ClientStream, TimedOut};
-use crate::config::{HttpListenerConfig, RouteAction, RouteConfig};
+use crate::config::{FixedResponse, HttpListenerConfig, RouteAction, RouteConfig};
 use crate::context::CoreContext;
 use crate::upstream::ConnectionGuard;
 
@@ -221,6 +221,13 @@ impl Record {
     }
 }
 
+/// What the request phases decided for a request.
+enum Decision<'p> {
+    Refuse(Fault),
+    Respond(&'p FixedResponse, &'p Pipeline),
+    Forward(Peer, &'p Pipeline),
+}
+
 /// The outcome of the upstream part of a request.
 enum Forwarded {
     Done(Next),
@@ -382,7 +389,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         x.request_id[..32].copy_from_slice(&id);
         x.request_id_len = 32;
         self.respond_fault(&mut x, fault, true, false).await;
-        self.finish(&x, None);
+        self.finish(&x, None, None);
     }
 
     fn exchange(&self, route: Option<usize>, head_parsed: bool) -> Record {
@@ -411,8 +418,47 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         }
     }
 
-    /// One request whose head is parsed in `buf[..consumed]`.
+    /// One request whose head is parsed in `buf[..consumed]`: routed, then through the
+    /// request phases (`http::pipeline`), answered here or forwarded through the exchange.
     async fn handle(&mut self) -> Next {
+        let (route, mut x) = self.route_request();
+        let head = request_head(&self.head);
+        let keep_alive = head.keep_alive() && !self.ctx.draining.get();
+        let http10 = head::is_http10(head.version());
+        let has_body = !matches!(
+            head.framing(),
+            RequestFraming::None | RequestFraming::ContentLength(0)
+        );
+        let state = self.state;
+        let pipeline = route.map(|r| &state.routes[r]);
+        let next = match self.decide(pipeline) {
+            Decision::Refuse(fault) => {
+                self.start = self.head_len;
+                // A refused body is not read: closing is the only way to stay in sync.
+                let close = !matches!(fault, Fault::NoRoute) || !keep_alive || has_body;
+                self.respond_fault(&mut x, fault, close, http10).await
+            }
+            Decision::Respond(fixed, pipeline) => {
+                self.respond_fixed(&mut x, fixed, pipeline, keep_alive && !has_body, has_body)
+                    .await
+            }
+            Decision::Forward(peer, pipeline) => {
+                self.rewrite_target(route);
+                match self.forward(&mut x, pipeline, peer, keep_alive).await {
+                    Forwarded::Done(next) => next,
+                    Forwarded::Fault(fault, next) => {
+                        let close = next != Next::KeepAlive || !keep_alive;
+                        self.respond_fault(&mut x, fault, close, http10).await
+                    }
+                }
+            }
+        };
+        self.finish(&x, route.map(|r| &self.config.routes[r]), pipeline);
+        next
+    }
+
+    /// Routes the request and opens its accounting record (request id, route counters).
+    fn route_request(&self) -> (Option<usize>, Record) {
         let buf = &self.buf[..];
         let head = request_head(&self.head);
         let route = self.state.table.find(
@@ -422,8 +468,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
             |name| head.headers().find(name, buf),
         );
         let mut x = self.exchange(route, true);
-        let consumed = self.head_len;
-        x.bytes_in = consumed as u64;
+        x.bytes_in = self.head_len as u64;
         match head.headers().find(b"x-request-id", buf) {
             Some(id) if !id.is_empty() && id.len() <= MAX_REQUEST_ID => {
                 x.request_id[..id.len()].copy_from_slice(id);
@@ -435,138 +480,107 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                 x.request_id_len = 32;
             }
         }
-        let counters = &self.ctx.stats.routes[x.slot];
-        counters.requests.inc();
-        let keep_alive = head.keep_alive() && !self.ctx.draining.get();
-        let http10 = head::is_http10(head.version());
-        let framing = head.framing();
-        let has_body = !matches!(
-            framing,
-            RequestFraming::None | RequestFraming::ContentLength(0)
-        );
-        if head.method() == Method::Connect {
-            self.start = consumed;
-            let next = self
-                .respond_fault(&mut x, Fault::MethodNotAllowed, true, http10)
-                .await;
-            self.finish(&x, None);
-            return next;
+        self.ctx.stats.routes[x.slot].requests.inc();
+        (route, x)
+    }
+
+    /// `request_filter` and `upstream_peer` for this request (the listener's policies, then the
+    /// route's), and the two checks only an HTTP/1.1 connection has: a malformed Upgrade, and a
+    /// body that can no longer be read because the drain shut the read side.
+    fn decide(&self, pipeline: Option<&'c Pipeline>) -> Decision<'c> {
+        let state = self.state;
+        let head = request_head(&self.head);
+        let view = H1View {
+            head,
+            buf: &self.buf,
+            client: self.peer,
+            tls: C::TLS,
+        };
+        if let Filter::Refuse(fault) = state.pipeline.request_filter(&view) {
+            return Decision::Refuse(fault);
         }
-        if head::upgrade_of(head, buf) == Upgrade::Malformed {
+        if head::upgrade_of(head, &self.buf) == Upgrade::Malformed {
             // Never forwarded: an upstream could take the body (or what follows an HTTP/1.0
             // request) for tunnel data.
-            self.start = consumed;
-            let next = self
-                .respond_fault(&mut x, Fault::BadUpgrade, true, http10)
-                .await;
-            self.finish(&x, None);
-            return next;
+            return Decision::Refuse(Fault::BadUpgrade);
         }
-        let Some(route_index) = route else {
-            self.start = consumed;
-            // The body (if any) is not read: closing is the only way to stay in sync.
-            let next = self
-                .respond_fault(&mut x, Fault::NoRoute, !keep_alive || has_body, http10)
-                .await;
-            self.finish(&x, None);
-            return next;
+        let Some(pipeline) = pipeline else {
+            return Decision::Refuse(Fault::NoRoute);
         };
-        let route_config = &self.config.routes[route_index];
-        let max_body = route_config
-            .max_body_size
-            .unwrap_or(self.config.limits.max_body_size);
-        let body_buffered = match framing {
+        let body_buffered = match head.framing() {
             RequestFraming::None => true,
-            RequestFraming::ContentLength(n) => (self.buf.len() - consumed) as u64 >= n,
+            RequestFraming::ContentLength(n) => (self.buf.len() - self.head_len) as u64 >= n,
             RequestFraming::Chunked => false,
         };
         if self.input_shut && !body_buffered {
             // Nothing more can be read: never forward a request whose body would be cut.
-            self.start = consumed;
-            let next = self
-                .respond_fault(&mut x, Fault::Draining, true, http10)
-                .await;
-            self.finish(&x, Some(route_config));
-            return next;
+            return Decision::Refuse(Fault::Draining);
         }
-        if let RequestFraming::ContentLength(n) = framing {
-            if n > max_body {
-                self.start = consumed;
-                let next = self
-                    .respond_fault(&mut x, Fault::BodyTooLarge, true, http10)
-                    .await;
-                self.finish(&x, Some(route_config));
-                return next;
-            }
+        match pipeline.request_filter(&view) {
+            Filter::Refuse(fault) => Decision::Refuse(fault),
+            Filter::Respond(fixed) => Decision::Respond(fixed, pipeline),
+            Filter::Continue => match pipeline.upstream_peer(&view) {
+                Some(peer) => Decision::Forward(peer, pipeline),
+                None => Decision::Refuse(Fault::NoRoute),
+            },
         }
-        let next = match &route_config.action {
-            RouteAction::Respond(fixed) => {
-                self.start = consumed;
-                self.fresh_out();
-                let head_only = request_head(&self.head).method() == Method::Head;
-                let close = !keep_alive || has_body;
-                if close {
-                    self.cork_for_close();
-                }
-                self.unread_input |= has_body;
-                head::write_local_response(
-                    &LocalResponse {
-                        status: fixed.status,
-                        content_type: &fixed.content_type,
-                        body: fixed.body.as_bytes(),
-                        location: fixed.location.as_deref(),
-                        request_id: x.request_id(),
-                        close,
-                        keep_alive_1_0: http10 && !close,
-                        head_only,
-                        edits: Some(&route_config.response_headers),
-                    },
-                    &mut self.out,
-                );
-                x.status = fixed.status;
-                match self.write_out_to_client(&mut x).await {
-                    Ok(()) if close => Next::Close,
-                    Ok(()) => Next::KeepAlive,
-                    Err(_) => Next::Abort,
-                }
-            }
-            RouteAction::Forward(forward) => {
-                let cluster = match forward.clusters.as_slice() {
-                    [only] => only.cluster,
-                    all => {
-                        let picked = self.state.splits[route_index].as_ref().and_then(|s| {
-                            s.borrow_mut()
-                                .pick(&strait_balancer::PickContext::FIRST, &|_| false)
-                        });
-                        all[picked.unwrap_or(0)].cluster
-                    }
-                };
-                self.path.clear();
-                let sent = request_head(&self.head).path_and_query(&self.buf);
-                match &forward.rewrite {
-                    Some(rw) if sent != b"*" => {
-                        rewrite_path(rw, routing_path(sent), &mut self.path)
-                    }
-                    // `OPTIONS *` goes upstream as is; an absolute-form target with an empty
-                    // path becomes `/` (RFC 9112 §3.2.2).
-                    _ => self
-                        .path
-                        .extend_from_slice(if sent.is_empty() { b"/" } else { sent }),
-                }
-                match self
-                    .forward(&mut x, route_config, cluster, keep_alive, max_body)
-                    .await
-                {
-                    Forwarded::Done(next) => next,
-                    Forwarded::Fault(fault, next) => {
-                        let close = next != Next::KeepAlive || !keep_alive;
-                        self.respond_fault(&mut x, fault, close, http10).await
-                    }
-                }
-            }
-        };
-        self.finish(&x, Some(route_config));
-        next
+    }
+
+    /// A route's fixed response (its `response_filter` edits applied).
+    async fn respond_fixed(
+        &mut self,
+        x: &mut Record,
+        fixed: &FixedResponse,
+        pipeline: &Pipeline,
+        keep_alive: bool,
+        has_body: bool,
+    ) -> Next {
+        self.start = self.head_len;
+        self.fresh_out();
+        let head_only = request_head(&self.head).method() == Method::Head;
+        let http10 = head::is_http10(request_head(&self.head).version());
+        let close = !keep_alive;
+        if close {
+            self.cork_for_close();
+        }
+        self.unread_input |= has_body;
+        head::write_local_response(
+            &LocalResponse {
+                status: fixed.status,
+                content_type: &fixed.content_type,
+                body: fixed.body.as_bytes(),
+                location: fixed.location.as_deref(),
+                request_id: x.request_id(),
+                close,
+                keep_alive_1_0: http10 && !close,
+                head_only,
+                edits: Some(&pipeline.response_fields(fixed.status)),
+            },
+            &mut self.out,
+        );
+        x.status = fixed.status;
+        match self.write_out_to_client(x).await {
+            Ok(()) if close => Next::Close,
+            Ok(()) => Next::KeepAlive,
+            Err(_) => Next::Abort,
+        }
+    }
+
+    /// The target sent upstream: the route's prefix rewrite, `OPTIONS *` as is, and `/` for an
+    /// absolute-form target with an empty path (RFC 9112 §3.2.2).
+    fn rewrite_target(&mut self, route: Option<usize>) {
+        self.path.clear();
+        let sent = request_head(&self.head).path_and_query(&self.buf);
+        let rewrite = route.and_then(|r| match &self.config.routes[r].action {
+            RouteAction::Forward(f) => f.rewrite.as_ref(),
+            RouteAction::Respond(_) => None,
+        });
+        match rewrite {
+            Some(rw) if sent != b"*" => rewrite_path(rw, routing_path(sent), &mut self.path),
+            _ => self
+                .path
+                .extend_from_slice(if sent.is_empty() { b"/" } else { sent }),
+        }
     }
 
     /// Writes a proxy error response; returns what to do with the connection.
@@ -644,7 +658,10 @@ impl<'c, C: ClientStream> Conn<'c, C> {
     }
 
     /// Accounting and the access log line for a finished exchange.
-    fn finish(&self, x: &Record, route: Option<&RouteConfig>) {
+    fn finish(&self, x: &Record, route: Option<&RouteConfig>, pipeline: Option<&Pipeline>) {
+        if let Some(p) = pipeline {
+            p.logging(x.status, x.fault);
+        }
         let counters = &self.ctx.stats.routes[x.slot];
         counters.response(x.status);
         counters.received_bytes.add(x.bytes_in);
@@ -706,12 +723,12 @@ impl<'c, C: ClientStream> Conn<'c, C> {
     async fn forward(
         &mut self,
         x: &mut Record,
-        route: &RouteConfig,
-        cluster: usize,
+        pipeline: &Pipeline,
+        peer: Peer,
         keep_alive: bool,
-        max_body: u64,
     ) -> Forwarded {
         let ctx = self.ctx;
+        let cluster = peer.cluster;
         let head_len = self.head_len;
         let head = request_head(&self.head);
         let bodiless = matches!(
@@ -727,7 +744,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         let facts = RequestFacts::new(head.method(), bodiless, websocket);
         let ex = Exchange::new(
             ctx,
-            cluster,
+            peer,
             facts,
             self.config.timeouts.upstream_response,
             None,
@@ -736,9 +753,8 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         let leg = Leg {
             conn: self,
             x: &mut *x,
-            route,
+            pipeline,
             keep_alive,
-            max_body,
             websocket,
         };
         // Boxed: the exchange's state exists only while a request is forwarded, so an idle

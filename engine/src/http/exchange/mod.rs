@@ -31,6 +31,7 @@ pub(crate) use acquire::{H1Attempt, H2Attempt};
 pub(crate) use retry::RequestFacts;
 
 use super::fault::Fault;
+use super::pipeline::Peer;
 use super::pool::Reuse;
 use crate::config::UpstreamProtocol;
 use crate::context::CoreContext;
@@ -121,9 +122,10 @@ enum Connection {
 }
 
 impl<'a> Exchange<'a> {
+    /// An exchange with the cluster and affinity key the `upstream_peer` phase chose.
     pub(crate) fn new(
         ctx: &'a Rc<CoreContext>,
-        cluster: usize,
+        peer: Peer,
         request: RequestFacts,
         head_wait: Duration,
         deadline: Option<Instant>,
@@ -131,9 +133,9 @@ impl<'a> Exchange<'a> {
     ) -> Self {
         Exchange {
             ctx,
-            cluster,
+            cluster: peer.cluster,
             request,
-            hash: None,
+            hash: peer.hash,
             head_wait,
             deadline,
             limits,

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use strait_protocols::http1::ResponseHead;
 
-use crate::config::HeaderEdits;
+use crate::http::pipeline::HeaderPolicy;
 
 /// Fields that describe one HTTP/1.1 connection; dropped in both directions (RFC 9110 §7.6.1,
 /// RFC 9113 §8.2.2).
@@ -41,7 +41,7 @@ pub(crate) struct Forwarding<'a> {
     pub host: Option<&'a str>,
     /// Our id when the client sent none (or an unusable one).
     pub generated_request_id: Option<&'a str>,
-    pub edits: &'a HeaderEdits,
+    pub edits: &'a dyn HeaderPolicy,
     /// Our Via entry: the protocol version the request was received with (RFC 9110 §7.6.3).
     pub via: &'static str,
 }
@@ -97,33 +97,7 @@ pub(crate) fn forward_request_fields(h: &mut HeaderMap, f: &Forwarding<'_>) {
         h.insert("x-request-id", id);
     }
     h.append("via", HeaderValue::from_static(f.via));
-    apply_edits(h, f.edits);
-}
-
-/// Route header edits: remove, then set (replace), then add.
-pub(crate) fn apply_edits(h: &mut HeaderMap, edits: &HeaderEdits) {
-    if edits.is_empty() {
-        return;
-    }
-    for name in &edits.remove {
-        h.remove(name.as_str());
-    }
-    for (name, value) in &edits.set {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            h.insert(n, v);
-        }
-    }
-    for (name, value) in &edits.add {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            h.append(n, v);
-        }
-    }
+    f.edits.write(h);
 }
 
 /// How the body of an HTTP/1.1 request written from h2 is framed.
@@ -197,7 +171,7 @@ pub(crate) fn response_fields_from_h1(
     head: &ResponseHead,
     buf: &[u8],
     request_id: &str,
-    edits: &HeaderEdits,
+    edits: &dyn HeaderPolicy,
 ) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(head.headers().len() + 2);
     for (i, field) in head.headers().iter(buf).enumerate() {
@@ -227,7 +201,7 @@ pub(crate) fn finish_response_fields(
     h: &mut HeaderMap,
     via: &'static str,
     request_id: &str,
-    edits: &HeaderEdits,
+    edits: &dyn HeaderPolicy,
 ) {
     h.append("via", HeaderValue::from_static(via));
     if !h.contains_key("x-request-id") {
@@ -235,7 +209,7 @@ pub(crate) fn finish_response_fields(
             h.insert("x-request-id", v);
         }
     }
-    apply_edits(h, edits);
+    edits.write(h);
 }
 
 /// Trailer fields of a chunked HTTP/1.1 body (`block` ends with the final CRLF).
@@ -319,8 +293,8 @@ pub(crate) fn grpc_timeout(h: &HeaderMap) -> Option<std::time::Duration> {
 mod tests {
     use super::*;
 
-    fn edits() -> HeaderEdits {
-        HeaderEdits::default()
+    fn edits() -> crate::config::HeaderEdits {
+        crate::config::HeaderEdits::default()
     }
 
     #[test]

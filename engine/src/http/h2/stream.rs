@@ -16,12 +16,14 @@ use h2::RecvStream;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use strait_protocols::http1::Method;
 
-use super::fields::{self, Forwarding};
+use super::fields;
 use super::H2Conn;
-use crate::config::{HttpTimeouts, RouteAction, RouteConfig};
+use crate::config::{FixedResponse, HttpListenerConfig, HttpTimeouts, RouteAction, RouteConfig};
+use crate::context::CoreContext;
 use crate::http::access_log::AccessRecord;
 use crate::http::exchange::{Downstream, Exchange, Failure, H1Attempt, H2Attempt, RequestFacts};
 use crate::http::fault::Fault;
+use crate::http::pipeline::{Filter, H2View, HeaderPolicy, Peer, Pipeline, RequestView};
 use crate::http::route::rewrite_path;
 
 pub(super) use super::to_h2::client_reset;
@@ -77,38 +79,81 @@ pub(super) async fn serve(
         return;
     };
     let (parts, body) = request.into_parts();
-    // Owned copies: `parts` moves into the stream's state below (both are short).
-    let host: Option<Vec<u8>> = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().as_bytes().to_vec())
-        .or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .map(|v| v.as_bytes().to_vec())
-        });
-    let path: Vec<u8> = parts
-        .uri
-        .path_and_query()
-        .map_or(b"/".to_vec(), |p| p.as_str().as_bytes().to_vec());
-    let host = host.as_deref();
-    let path = path.as_slice();
-    let headers = &parts.headers;
-    let route = state.table.find(
-        host,
-        path,
-        parts.method.as_str().as_bytes(),
-        |name: &[u8]| {
-            std::str::from_utf8(name)
-                .ok()
-                .and_then(|n| headers.get(n))
-                .map(HeaderValue::as_bytes)
-        },
+    let route = {
+        let view = H2View {
+            parts: &parts,
+            client: conn.peer,
+            tls: conn.tls,
+        };
+        state.table.find(
+            view.authority(),
+            view.path_and_query(),
+            view.method(),
+            |name: &[u8]| view.header(name),
+        )
+    };
+    let (mut x, generated) = open_record(
+        ctx,
+        ctx.http.route_slots.slot(&ctx.config, li, route),
+        &parts,
     );
-    let slot = ctx.http.route_slots.slot(&ctx.config, li, route);
-    let counters = &ctx.stats.routes[slot];
-    counters.requests.inc();
+    let grpc = fields::is_grpc(&parts.headers);
+    let deadline = fields::grpc_timeout(&parts.headers).map(|t| x.started + t);
+    let mut incoming = Incoming {
+        parts,
+        body,
+        grpc,
+        deadline,
+    };
+    let pipeline = route.map(|r| &state.routes[r]);
+    let decision = {
+        let view = H2View {
+            parts: &incoming.parts,
+            client: conn.peer,
+            tls: conn.tls,
+        };
+        decide(&state.pipeline, pipeline, &view)
+    };
+    let outcome = match decision {
+        Decision::Refuse(fault) => Err(fault),
+        Decision::Respond(fixed, pipeline) => {
+            respond_fixed(&mut respond, &incoming, &mut x, fixed, pipeline)
+        }
+        Decision::Forward(peer, pipeline) => {
+            let route = route.map(|r| &config.routes[r]);
+            let forward = Forwarding {
+                conn: &conn,
+                config,
+                limits: state.limits,
+                route,
+                generated,
+            };
+            forward
+                .run(peer, pipeline, &mut incoming, &mut respond, &mut x)
+                .await
+        }
+    };
+    if let Err(fault) = outcome {
+        x.fault = Some(fault);
+        fault.count(&ctx.stats.routes[x.slot]);
+        if x.status == 0 && fault != Fault::ClientGone {
+            x.status = fault.status();
+            let n = send_fault(&mut respond, fault, incoming.grpc, &x.request_id);
+            x.bytes_out += n;
+        } else if x.status == 0 {
+            x.status = fault.status();
+        }
+    }
+    if let Some(p) = pipeline {
+        p.logging(x.status, x.fault);
+    }
+    finish(&conn, &x, &incoming.parts, route.map(|r| &config.routes[r]));
+}
+
+/// The stream's accounting record (its request id: the client's, or a new one) and the route
+/// counter. `true` with it: the id was generated here.
+fn open_record(ctx: &CoreContext, slot: usize, parts: &http::request::Parts) -> (Record, bool) {
+    ctx.stats.routes[slot].requests.inc();
     let (request_id, generated) = match parts.headers.get("x-request-id") {
         Some(id) if !id.is_empty() && id.len() <= 200 && id.to_str().is_ok() => {
             (id.to_str().unwrap_or_default().to_string(), false)
@@ -140,133 +185,160 @@ pub(super) async fn serve(
         x.user_agent = parts.headers.get("user-agent").cloned();
         x.referer = parts.headers.get("referer").cloned();
     }
-    let grpc = fields::is_grpc(&parts.headers);
-    let deadline = fields::grpc_timeout(&parts.headers).map(|t| x.started + t);
-    let mut incoming = Incoming {
-        parts,
-        body,
-        grpc,
-        deadline,
-    };
-    let route_config = route.map(|r| &config.routes[r]);
-    let outcome = match route_config {
-        _ if incoming.parts.method == http::Method::CONNECT => Err(Fault::MethodNotAllowed),
-        None => Err(Fault::NoRoute),
-        Some(r) => {
-            let max_body = r.max_body_size.unwrap_or(config.limits.max_body_size);
-            let declared = content_length(&incoming.parts.headers);
-            if declared.is_some_and(|n| n > max_body) {
-                Err(Fault::BodyTooLarge)
-            } else {
-                match &r.action {
-                    RouteAction::Respond(fixed) => {
-                        let mut resp = Response::builder().status(fixed.status);
-                        if !fixed.content_type.is_empty() {
-                            resp = resp.header("content-type", fixed.content_type.as_str());
-                        }
-                        if let Some(loc) = &fixed.location {
-                            resp = resp.header("location", loc.as_str());
-                        }
-                        let body = Bytes::from(fixed.body.clone().into_bytes());
-                        let mut fields = HeaderMap::new();
-                        fields.insert("content-length", HeaderValue::from(body.len()));
-                        x.status = fixed.status;
-                        let head_only = incoming.parts.method == http::Method::HEAD;
-                        send_local(
-                            &mut respond,
-                            resp,
-                            fields,
-                            if head_only { Bytes::new() } else { body },
-                            &x.request_id,
-                            r,
-                        )
-                        .map(|n| x.bytes_out += n)
-                        .map_err(|_| Fault::ClientGone)
-                    }
-                    RouteAction::Forward(forward) => {
-                        let cluster = match forward.clusters.as_slice() {
-                            [only] => only.cluster,
-                            all => {
-                                use strait_balancer::Balancer;
-                                let picked = route
-                                    .and_then(|ri| state.splits[ri].as_ref())
-                                    .and_then(|s| {
-                                        s.borrow_mut()
-                                            .pick(&strait_balancer::PickContext::FIRST, &|_| false)
-                                    });
-                                all[picked.unwrap_or(0)].cluster
-                            }
-                        };
-                        let mut target = Vec::with_capacity(path.len());
-                        match &forward.rewrite {
-                            Some(rw) => rewrite_path(rw, path, &mut target),
-                            None => target.extend_from_slice(path),
-                        }
-                        let forwarding_host = host.and_then(|h| std::str::from_utf8(h).ok());
-                        let forwarding = Forwarding {
-                            client_ip: conn.peer.ip(),
-                            tls: conn.tls,
-                            trust_forwarded: config.trust_forwarded,
-                            host: forwarding_host,
-                            generated_request_id: generated.then_some(x.request_id.as_str()),
-                            edits: &r.request_headers,
-                            via: fields::VIA_H2,
-                        };
-                        let host_override = ctx.config.clusters[cluster].http.host.clone();
-                        let upstream_host =
-                            host_override.or_else(|| forwarding_host.map(str::to_string));
-                        // Moved, not copied: the access log kept what it needs above.
-                        let mut fwd_headers = std::mem::take(&mut incoming.parts.headers);
-                        fields::forward_request_fields(&mut fwd_headers, &forwarding);
-                        let facts = RequestFacts::new(
-                            Method::from_bytes(incoming.parts.method.as_str().as_bytes()),
-                            incoming.body.is_end_stream(),
-                            false,
-                        );
-                        let ex = Exchange::new(
-                            ctx,
-                            cluster,
-                            facts,
-                            config.timeouts.upstream_response,
-                            incoming.deadline,
-                            state.limits,
-                        );
-                        let leg = Leg {
-                            conn: &conn,
-                            route: r,
-                            target,
-                            host: upstream_host,
-                            headers: fwd_headers,
-                            max_body,
-                            timeouts: config.timeouts,
-                            limits: state.limits,
-                            incoming: &mut incoming,
-                            respond: &mut respond,
-                            x: &mut x,
-                        };
-                        // Boxed: allocated per forwarded stream, so fixed responses and refusals
-                        // do not carry the exchange's state in their task.
-                        let ran = Box::pin(ex.run(leg)).await;
-                        x.upstream = ran.upstream;
-                        x.upstream_micros = ran.upstream_micros;
-                        ran.result
-                    }
-                }
-            }
-        }
-    };
-    if let Err(fault) = outcome {
-        x.fault = Some(fault);
-        fault.count(counters);
-        if x.status == 0 && fault != Fault::ClientGone {
-            x.status = fault.status();
-            let n = send_fault(&mut respond, fault, incoming.grpc, &x.request_id);
-            x.bytes_out += n;
-        } else if x.status == 0 {
-            x.status = fault.status();
-        }
+    (x, generated)
+}
+
+/// What the request phases decided for a stream.
+enum Decision<'p> {
+    Refuse(Fault),
+    Respond(&'p FixedResponse, &'p Pipeline),
+    Forward(Peer, &'p Pipeline),
+}
+
+/// `request_filter` (the listener's policies, then the route's) and `upstream_peer`.
+fn decide<'p>(
+    listener: &'p Pipeline,
+    route: Option<&'p Pipeline>,
+    view: &dyn RequestView,
+) -> Decision<'p> {
+    if let Filter::Refuse(fault) = listener.request_filter(view) {
+        return Decision::Refuse(fault);
     }
-    finish(&conn, &x, &incoming.parts, route_config);
+    let Some(pipeline) = route else {
+        return Decision::Refuse(Fault::NoRoute);
+    };
+    match pipeline.request_filter(view) {
+        Filter::Refuse(fault) => Decision::Refuse(fault),
+        Filter::Respond(fixed) => Decision::Respond(fixed, pipeline),
+        Filter::Continue => match pipeline.upstream_peer(view) {
+            Some(peer) => Decision::Forward(peer, pipeline),
+            None => Decision::Refuse(Fault::NoRoute),
+        },
+    }
+}
+
+/// A route's fixed response (its `response_filter` edits applied).
+fn respond_fixed(
+    respond: &mut SendResponse<Bytes>,
+    incoming: &Incoming,
+    x: &mut Record,
+    fixed: &FixedResponse,
+    pipeline: &Pipeline,
+) -> Result<(), Fault> {
+    let mut resp = Response::builder().status(fixed.status);
+    if !fixed.content_type.is_empty() {
+        resp = resp.header("content-type", fixed.content_type.as_str());
+    }
+    if let Some(loc) = &fixed.location {
+        resp = resp.header("location", loc.as_str());
+    }
+    let body = Bytes::from(fixed.body.clone().into_bytes());
+    let mut fields = HeaderMap::new();
+    fields.insert("content-length", HeaderValue::from(body.len()));
+    x.status = fixed.status;
+    let head_only = incoming.parts.method == http::Method::HEAD;
+    send_local(
+        respond,
+        resp,
+        fields,
+        if head_only { Bytes::new() } else { body },
+        &x.request_id,
+        &pipeline.response_fields(fixed.status),
+    )
+    .map(|n| x.bytes_out += n)
+    .map_err(|_| Fault::ClientGone)
+}
+
+/// What forwarding a stream needs from its connection and listener.
+struct Forwarding<'a> {
+    conn: &'a Rc<H2Conn>,
+    config: &'a HttpListenerConfig,
+    limits: strait_protocols::http1::Limits,
+    route: Option<&'a RouteConfig>,
+    /// The request id was generated here (it is added to the upstream request).
+    generated: bool,
+}
+
+impl Forwarding<'_> {
+    /// Through the exchange to the cluster `upstream_peer` chose.
+    async fn run(
+        &self,
+        peer: Peer,
+        pipeline: &Pipeline,
+        incoming: &mut Incoming,
+        respond: &mut SendResponse<Bytes>,
+        x: &mut Record,
+    ) -> Result<(), Fault> {
+        let ctx = &self.conn.ctx;
+        let path = incoming
+            .parts
+            .uri
+            .path_and_query()
+            .map_or(&b"/"[..], |p| p.as_str().as_bytes());
+        let mut target = Vec::with_capacity(path.len());
+        match self.route.and_then(|r| match &r.action {
+            RouteAction::Forward(f) => f.rewrite.as_ref(),
+            RouteAction::Respond(_) => None,
+        }) {
+            Some(rw) => rewrite_path(rw, path, &mut target),
+            None => target.extend_from_slice(path),
+        }
+        let view = H2View {
+            parts: &incoming.parts,
+            client: self.conn.peer,
+            tls: self.conn.tls,
+        };
+        let client_host = view.authority().and_then(|h| std::str::from_utf8(h).ok());
+        let upstream_host = ctx.config.clusters[peer.cluster]
+            .http
+            .host
+            .clone()
+            .or_else(|| client_host.map(str::to_string));
+        let mut headers = incoming.parts.headers.clone();
+        fields::forward_request_fields(
+            &mut headers,
+            &fields::Forwarding {
+                client_ip: self.conn.peer.ip(),
+                tls: self.conn.tls,
+                trust_forwarded: self.config.trust_forwarded,
+                host: client_host,
+                generated_request_id: self.generated.then_some(x.request_id.as_str()),
+                edits: &pipeline.upstream_fields(&view),
+                via: fields::VIA_H2,
+            },
+        );
+        let facts = RequestFacts::new(
+            Method::from_bytes(incoming.parts.method.as_str().as_bytes()),
+            incoming.body.is_end_stream(),
+            false,
+        );
+        let ex = Exchange::new(
+            ctx,
+            peer,
+            facts,
+            self.config.timeouts.upstream_response,
+            incoming.deadline,
+            self.limits,
+        );
+        let leg = Leg {
+            conn: self.conn,
+            pipeline,
+            target,
+            host: upstream_host,
+            headers,
+            timeouts: self.config.timeouts,
+            limits: self.limits,
+            incoming,
+            respond,
+            x: &mut *x,
+        };
+        // Boxed: allocated per forwarded stream, so fixed responses and refusals do not carry
+        // the exchange's state in their task.
+        let ran = Box::pin(ex.run(leg)).await;
+        x.upstream = ran.upstream;
+        x.upstream_micros = ran.upstream_micros;
+        ran.result
+    }
 }
 
 pub(super) fn content_length(h: &HeaderMap) -> Option<u64> {
@@ -280,16 +352,11 @@ fn send_local(
     mut extra: HeaderMap,
     body: Bytes,
     request_id: &str,
-    route: &RouteConfig,
+    edits: &dyn HeaderPolicy,
 ) -> Result<u64, h2::Error> {
     let mut resp = builder.body(()).unwrap_or_default();
     resp.headers_mut().extend(extra.drain());
-    fields::finish_response_fields(
-        resp.headers_mut(),
-        fields::VIA_H2,
-        request_id,
-        &route.response_headers,
-    );
+    fields::finish_response_fields(resp.headers_mut(), fields::VIA_H2, request_id, edits);
     let empty = body.is_empty();
     let mut send = respond.send_response(resp, empty)?;
     let n = body.len() as u64;
@@ -352,13 +419,13 @@ fn send_fault(
 /// A request being forwarded: this stream's side of the exchange.
 pub(super) struct Leg<'a> {
     pub(super) conn: &'a Rc<H2Conn>,
-    pub(super) route: &'a RouteConfig,
+    /// The route's request phases (header edits, the body limit).
+    pub(super) pipeline: &'a Pipeline,
     pub(super) target: Vec<u8>,
     /// Authority sent upstream: the cluster's `host`, else the client's.
     pub(super) host: Option<String>,
     /// The request's fields as they go upstream.
     pub(super) headers: HeaderMap,
-    pub(super) max_body: u64,
     pub(super) timeouts: HttpTimeouts,
     /// The listener's codec limits, also applied to HTTP/1.1 upstream responses.
     pub(super) limits: strait_protocols::http1::Limits,

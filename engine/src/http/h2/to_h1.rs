@@ -161,7 +161,7 @@ impl Leg<'_> {
             let n = data.len();
             total += n as u64;
             x.bytes_in += n as u64;
-            if total > self.max_body {
+            if total > self.pipeline.max_body {
                 break Err(Some(Fault::BodyTooLarge));
             }
             out.clear();
@@ -231,7 +231,7 @@ impl Leg<'_> {
             head,
             upbuf,
             &x.request_id,
-            &self.route.response_headers,
+            &self.pipeline.response_fields(head.status()),
         );
         if let ResponseFraming::ContentLength(n) = framing {
             if method != Method::Head {

@@ -69,12 +69,12 @@ impl Leg<'_> {
         let head_at = std::cell::Cell::new(None);
         let bytes_in = std::cell::Cell::new(0u64);
         let outcome = {
-            let max_body = self.max_body;
+            let max_body = self.pipeline.max_body;
             let head_sent = std::cell::Cell::new(false);
             let body = &mut self.incoming.body;
             let respond = &mut *self.respond;
             let x = &mut *self.x;
-            let route = self.route;
+            let pipeline = self.pipeline;
             let ex_ref = &*ex;
             // Both directions at once: a streaming (gRPC bidi) call sends while it receives.
             let request_pump = async {
@@ -96,11 +96,12 @@ impl Leg<'_> {
                 let (parts, mut up_body) = head.into_parts();
                 let mut resp = Response::from_parts(parts, ());
                 resp.headers_mut().remove("connection");
+                let status = resp.status().as_u16();
                 fields::finish_response_fields(
                     resp.headers_mut(),
                     fields::VIA_H2,
                     &x.request_id,
-                    &route.response_headers,
+                    &pipeline.response_fields(status),
                 );
                 let status = resp.status().as_u16();
                 let end = up_body.is_end_stream();

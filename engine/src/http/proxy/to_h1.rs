@@ -21,10 +21,10 @@ use super::{
     read_with_timeout, request_head, response_head, ClientStream, Conn, Next, Record, TimedOut,
     Upgraded, BULK_BUFFER, CLIENT_BUFFER, COALESCE_MAX, FLUSH_AT, UPSTREAM_BUFFER,
 };
-use crate::config::RouteConfig;
 use crate::http::exchange::{Downstream, Exchange, Failure, H1Attempt, H2Attempt, Symptom};
 use crate::http::fault::Fault;
 use crate::http::head::{self, ClientFraming, ClientResponse, UpstreamRequest};
+use crate::http::pipeline::{H1View, Pipeline};
 use crate::http::tunnel;
 use crate::http::upstream_conn::UpstreamConn;
 
@@ -40,9 +40,9 @@ pub(super) enum SendError {
 pub(super) struct Leg<'r, 'c, C> {
     pub conn: &'r mut Conn<'c, C>,
     pub x: &'r mut Record,
-    pub route: &'r RouteConfig,
+    /// The route's request phases (header edits, the body limit).
+    pub pipeline: &'r Pipeline,
     pub keep_alive: bool,
-    pub max_body: u64,
     pub websocket: bool,
 }
 
@@ -79,11 +79,10 @@ impl<C: ClientStream> Leg<'_, '_, C> {
         let sent = c
             .send_request(
                 self.x,
-                self.route,
+                self.pipeline,
                 ex.cluster,
                 address,
                 &mut up.conn,
-                self.max_body,
                 self.websocket,
             )
             .await;
@@ -117,7 +116,7 @@ impl<C: ClientStream> Leg<'_, '_, C> {
                 }
                 c.unread_input = true;
                 let next = c
-                    .relay_response(self.x, self.route, ex, up, false, false)
+                    .relay_response(self.x, self.pipeline, ex, up, false, false)
                     .await;
                 return Ok(if next == Next::KeepAlive {
                     Next::Close
@@ -136,14 +135,19 @@ impl<C: ClientStream> Leg<'_, '_, C> {
         // A refused upgrade is relayed like any response, but its connection is not pooled.
         if self.websocket {
             if response_head(&c.response).is_switching_protocols() {
-                return c.open_tunnel(self.x, self.route, ex, up).await;
+                return c.open_tunnel(self.x, self.pipeline, ex, up).await;
             }
             c.ctx.stats.listeners[c.listener_index].ws_refused.inc();
         }
-        Ok(
-            c.relay_response(self.x, self.route, ex, up, self.keep_alive, !self.websocket)
-                .await,
+        Ok(c.relay_response(
+            self.x,
+            self.pipeline,
+            ex,
+            up,
+            self.keep_alive,
+            !self.websocket,
         )
+        .await)
     }
 }
 
@@ -153,7 +157,7 @@ impl<C: ClientStream> Conn<'_, C> {
     async fn open_tunnel(
         &mut self,
         x: &mut Record,
-        route: &RouteConfig,
+        pipeline: &Pipeline,
         ex: &Exchange<'_>,
         up: H1Attempt,
     ) -> Result<Next, Failure> {
@@ -179,7 +183,7 @@ impl<C: ClientStream> Conn<'_, C> {
                 close: false,
                 keep_alive_1_0: false,
                 request_id: x.request_id(),
-                edits: &route.response_headers,
+                edits: &pipeline.response_fields(101),
                 upgrade: true,
             },
             &mut self.out,
@@ -232,14 +236,14 @@ impl<C: ClientStream> Conn<'_, C> {
     pub(super) async fn send_request(
         &mut self,
         x: &mut Record,
-        route: &RouteConfig,
+        pipeline: &Pipeline,
         cluster: usize,
         endpoint: SocketAddr,
         upstream: &mut UpstreamConn,
-        max_body: u64,
         upgrade: bool,
     ) -> Result<(), SendError> {
         let head_len = self.head_len;
+        let max_body = pipeline.max_body;
         let framing = request_head(&self.head).framing();
         let chunked = framing == RequestFraming::Chunked;
         self.fresh_out();
@@ -250,6 +254,12 @@ impl<C: ClientStream> Conn<'_, C> {
             .is_some_and(|id| id == x.request_id());
         {
             generated = (!has_id).then(|| x.request_id());
+            let view = H1View {
+                head: request_head(&self.head),
+                buf: &self.buf,
+                client: self.peer,
+                tls: C::TLS,
+            };
             head::write_upstream_request(
                 &UpstreamRequest {
                     buf: &self.buf,
@@ -261,7 +271,7 @@ impl<C: ClientStream> Conn<'_, C> {
                     trust_forwarded: self.config.trust_forwarded,
                     tls: C::TLS,
                     generated_request_id: generated,
-                    edits: &route.request_headers,
+                    edits: &pipeline.upstream_fields(&view),
                     chunked,
                     upgrade,
                 },
@@ -373,7 +383,7 @@ impl<C: ClientStream> Conn<'_, C> {
     async fn relay_response(
         &mut self,
         x: &mut Record,
-        route: &RouteConfig,
+        pipeline: &Pipeline,
         ex: &Exchange<'_>,
         mut up: H1Attempt,
         keep_alive: bool,
@@ -403,7 +413,7 @@ impl<C: ClientStream> Conn<'_, C> {
                 close,
                 keep_alive_1_0: http10 && !close,
                 request_id: x.request_id(),
-                edits: &route.response_headers,
+                edits: &pipeline.response_fields(response_head(&self.response).status()),
                 upgrade: false,
             },
             &mut self.out,

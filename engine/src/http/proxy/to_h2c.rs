@@ -20,6 +20,7 @@ use crate::http::exchange::response_head::h2_symptom;
 use crate::http::exchange::{Exchange, Failure, H2Attempt, Symptom};
 use crate::http::fault::Fault;
 use crate::http::h2::fields::{self, Forwarding};
+use crate::http::pipeline::H1View;
 
 impl<C: ClientStream> Leg<'_, '_, C> {
     /// One attempt on a stream of a multiplexed h2 connection.
@@ -30,7 +31,8 @@ impl<C: ClientStream> Leg<'_, '_, C> {
     ) -> Result<Next, Failure> {
         let reused = up.reused;
         let fail = |symptom| Failure { symptom, reused };
-        let (x, route, max_body) = (&mut *self.x, self.route, self.max_body);
+        let (x, pipeline) = (&mut *self.x, self.pipeline);
+        let max_body = pipeline.max_body;
         let c = &mut *self.conn;
         let ctx = c.ctx;
         let cluster = ex.cluster;
@@ -73,6 +75,12 @@ impl<C: ClientStream> Leg<'_, '_, C> {
             .find(b"x-request-id", buf)
             .is_some_and(|id| id == x.request_id());
         let request_id = String::from_utf8_lossy(x.request_id()).into_owned();
+        let view = H1View {
+            head,
+            buf,
+            client: c.peer,
+            tls: C::TLS,
+        };
         fields::forward_request_fields(
             &mut h,
             &Forwarding {
@@ -81,7 +89,7 @@ impl<C: ClientStream> Leg<'_, '_, C> {
                 trust_forwarded: c.config.trust_forwarded,
                 host: client_host,
                 generated_request_id: (!has_id).then_some(request_id.as_str()),
-                edits: &route.request_headers,
+                edits: &pipeline.upstream_fields(&view),
                 via: fields::VIA_H1,
             },
         );
@@ -245,7 +253,7 @@ impl<C: ClientStream> Leg<'_, '_, C> {
             &mut fields,
             fields::VIA_H2,
             &request_id,
-            &route.response_headers,
+            &pipeline.response_fields(status),
         );
         for (name, value) in &fields {
             let n = name.as_str().as_bytes();

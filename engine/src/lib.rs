@@ -14,6 +14,7 @@ pub mod control;
 mod core;
 mod entry;
 mod http;
+mod layers;
 pub mod listener;
 mod log_limit;
 pub mod metrics;

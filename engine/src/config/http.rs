@@ -266,7 +266,7 @@ pub mod defaults {
             limits: LIMITS,
             timeouts: TIMEOUTS,
             trust_forwarded: false,
-            h2: super::super::tls::defaults::H2,
+            h2: crate::config::tls::defaults::H2,
         }
     }
 

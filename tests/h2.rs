@@ -909,6 +909,54 @@ fn rapid_reset_flood_closes_the_abuser_and_spares_other_clients() {
 // ---------------------------------------------------------------------------------------------
 // Drain.
 
+/// An HTTP/1.1 upstream connection held by an h2 stream at the drain deadline is reset, like
+/// those of HTTP/1.1 clients (each exchange registers its upstream socket for the deadline); an
+/// unregistered one would be closed with a FIN the upstream could take for a complete request.
+#[test]
+fn the_drain_deadline_resets_an_h2_streams_http1_upstream() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("origin");
+    let origin_addr = listener.local_addr().expect("addr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        // Read the request, never answer, then see how the proxy ends the connection.
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let end = match s.read(&mut buf) {
+            Ok(0) => "fin".to_string(),
+            Ok(n) => format!("{n} more bytes"),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "reset".to_string(),
+            Err(e) => format!("{e}"),
+        };
+        let _ = tx.send(end);
+    });
+    let mut proxy = proxy(Setup {
+        h1: Some(origin_addr),
+        extra: &["--drain-timeout", "500ms"],
+        ..Setup::default()
+    });
+    let addr = proxy.listen;
+    let rt = common::http::runtime();
+    let client = rt.block_on(h2c_connect(addr));
+    let _pending = {
+        let send = client.send.clone();
+        rt.spawn(async move { exchange(&send, get("/h1/never"), None, None).await })
+    };
+    // Let the request reach the origin, then drain.
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
+    proxy.signal(libc::SIGTERM);
+    let end = rx
+        .recv_timeout(Duration::from_secs(8))
+        .expect("the upstream connection outlived the drain deadline");
+    assert_eq!(end, "reset", "the upstream connection ended with {end}");
+    let status = proxy.wait_exit(Duration::from_secs(8));
+    assert!(status.success(), "{status}");
+}
+
 /// SIGTERM while a slow response is in flight: that stream completes, the connection is sent
 /// GOAWAY so new streams on it are refused, and the process exits 0 once it is done.
 #[test]

@@ -151,6 +151,13 @@ pub struct HeaderEdits {
 }
 
 impl HeaderEdits {
+    /// No edits.
+    pub const EMPTY: HeaderEdits = HeaderEdits {
+        remove: Vec::new(),
+        set: Vec::new(),
+        add: Vec::new(),
+    };
+
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
     }

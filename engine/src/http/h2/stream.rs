@@ -18,7 +18,9 @@ use strait_protocols::http1::Method;
 
 use super::fields;
 use super::H2Conn;
-use crate::config::{FixedResponse, HttpListenerConfig, HttpTimeouts, RouteAction, RouteConfig};
+use crate::config::{
+    FixedResponse, HeaderEdits, HttpListenerConfig, HttpTimeouts, RouteAction, RouteConfig,
+};
 use crate::context::CoreContext;
 use crate::http::access_log::AccessRecord;
 use crate::http::exchange::{Downstream, Exchange, Failure, H1Attempt, H2Attempt, RequestFacts};
@@ -260,6 +262,24 @@ struct Forwarding<'a> {
 }
 
 impl Forwarding<'_> {
+    /// The forwarding fields' inputs (`X-Forwarded-*`, the request id, Via, the route's edits).
+    fn forwarding<'f>(
+        &'f self,
+        host: Option<&'f str>,
+        request_id: &'f str,
+        edits: &'f dyn HeaderPolicy,
+    ) -> fields::Forwarding<'f> {
+        fields::Forwarding {
+            client_ip: self.conn.peer.ip(),
+            tls: self.conn.tls,
+            trust_forwarded: self.config.trust_forwarded,
+            host,
+            generated_request_id: self.generated.then_some(request_id),
+            edits,
+            via: fields::VIA_H2,
+        }
+    }
+
     /// Through the exchange to the cluster `upstream_peer` chose.
     async fn run(
         &self,
@@ -294,19 +314,22 @@ impl Forwarding<'_> {
             .host
             .clone()
             .or_else(|| client_host.map(str::to_string));
-        let mut headers = incoming.parts.headers.clone();
-        fields::forward_request_fields(
-            &mut headers,
-            &fields::Forwarding {
-                client_ip: self.conn.peer.ip(),
-                tls: self.conn.tls,
-                trust_forwarded: self.config.trust_forwarded,
-                host: client_host,
-                generated_request_id: self.generated.then_some(x.request_id.as_str()),
-                edits: &pipeline.upstream_fields(&view),
-                via: fields::VIA_H2,
-            },
-        );
+        let client_host = client_host.map(str::to_string);
+        let host = client_host.as_deref();
+        let id = x.request_id.as_str();
+        // The fields are moved to the upstream request, unless a policy edits them: it reads
+        // the request as it arrived, so they are copied then.
+        let headers = if pipeline.edits_upstream() {
+            let mut headers = incoming.parts.headers.clone();
+            let edits = pipeline.upstream_fields(&view);
+            fields::forward_request_fields(&mut headers, &self.forwarding(host, id, &edits));
+            headers
+        } else {
+            let mut headers = std::mem::take(&mut incoming.parts.headers);
+            let edits = &HeaderEdits::EMPTY;
+            fields::forward_request_fields(&mut headers, &self.forwarding(host, id, edits));
+            headers
+        };
         let facts = RequestFacts::new(
             Method::from_bytes(incoming.parts.method.as_str().as_bytes()),
             incoming.body.is_end_stream(),

@@ -76,6 +76,12 @@ pub(crate) trait Phases {
     /// for every name `drops_upstream` answers true for.
     fn upstream_request_filter(&self, _req: &dyn RequestView, _fields: &mut dyn HeaderSink) {}
 
+    /// True for a policy that implements `upstream_request_filter`: the pipeline skips that
+    /// phase (and keeps h2 fields moved rather than copied) when no policy does.
+    fn edits_upstream(&self) -> bool {
+        false
+    }
+
     /// Whether `response_filter` removes or replaces the response's field of that name.
     fn drops_response(&self, _name: &[u8]) -> bool {
         false
@@ -92,6 +98,8 @@ pub(crate) trait Phases {
 /// The policies of a route (or a listener), in phase order, compiled once per core.
 pub(crate) struct Pipeline {
     policies: Vec<Box<dyn Phases>>,
+    /// Some policy implements `upstream_request_filter`.
+    edits_upstream: bool,
     /// The largest request body the route accepts (streamed bodies are counted against it as
     /// they arrive; a declared length is refused by `request_filter` before any upstream).
     pub max_body: u64,
@@ -100,10 +108,10 @@ pub(crate) struct Pipeline {
 impl Pipeline {
     /// The listener's own policies, run before any route's (and for requests no route matched).
     pub(crate) fn for_listener(listener: &HttpListenerConfig) -> Pipeline {
-        Pipeline {
-            policies: vec![Box::new(policies::RefuseConnect)],
-            max_body: listener.limits.max_body_size,
-        }
+        Pipeline::new(
+            vec![Box::new(policies::RefuseConnect)],
+            listener.limits.max_body_size,
+        )
     }
 
     /// A route's policies. `core` seeds the per-core state of policies that keep some (the
@@ -127,10 +135,20 @@ impl Pipeline {
                 response: route.response_headers.clone(),
             }));
         }
+        Pipeline::new(list, max_body)
+    }
+
+    pub(crate) fn new(policies: Vec<Box<dyn Phases>>, max_body: u64) -> Pipeline {
         Pipeline {
-            policies: list,
+            edits_upstream: policies.iter().any(|p| p.edits_upstream()),
+            policies,
             max_body,
         }
+    }
+
+    /// Whether `upstream_request_filter` does anything for this route.
+    pub(crate) fn edits_upstream(&self) -> bool {
+        self.edits_upstream
     }
 
     /// `request_filter`: the first policy that answers or refuses decides.
@@ -206,13 +224,18 @@ pub(crate) struct UpstreamFields<'p> {
 
 impl HeaderPolicy for UpstreamFields<'_> {
     fn drops(&self, name: &[u8]) -> bool {
-        self.pipeline
-            .policies
-            .iter()
-            .any(|p| p.drops_upstream(name))
+        self.pipeline.edits_upstream
+            && self
+                .pipeline
+                .policies
+                .iter()
+                .any(|p| p.drops_upstream(name))
     }
 
     fn write(&self, fields: &mut dyn HeaderSink) {
+        if !self.pipeline.edits_upstream {
+            return;
+        }
         for p in &self.pipeline.policies {
             p.upstream_request_filter(self.req, fields);
         }

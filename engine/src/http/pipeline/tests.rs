@@ -251,8 +251,8 @@ fn a_custom_policy_plugs_into_every_phase() {
         }
     }
     let probe = Probe(RefCell::new(Vec::new()));
-    let p = Pipeline {
-        policies: vec![
+    let p = Pipeline::new(
+        vec![
             Box::new(policies::ClusterChoice::new(
                 &[WeightedCluster {
                     cluster: 2,
@@ -262,8 +262,8 @@ fn a_custom_policy_plugs_into_every_phase() {
             )),
             Box::new(probe),
         ],
-        max_body: 1,
-    };
+        1,
+    );
     both_views("GET", "/a?b", &[("x-key", "abc")], |v| {
         assert!(matches!(p.request_filter(v), Filter::Continue));
         assert_eq!(

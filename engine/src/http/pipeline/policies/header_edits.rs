@@ -23,6 +23,10 @@ impl Phases for HeaderEditsPolicy {
         self.request.write(fields);
     }
 
+    fn edits_upstream(&self) -> bool {
+        !self.request.is_empty()
+    }
+
     fn drops_response(&self, name: &[u8]) -> bool {
         self.response.drops(name)
     }

@@ -609,3 +609,146 @@ fn hop_by_hop_fields_are_dropped_and_route_edits_applied() {
 
     checks.finish("hop_by_hop_fields_are_dropped_and_route_edits_applied");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The request phases are the same for every client protocol.
+
+/// One sniffing port (HTTP/1.1 and h2c) with the routes of the request phases' built-in
+/// policies: header edits both ways, a redirect with a response edit, a body limit, CONNECT.
+fn phases_proxy(origin: &HttpOrigin) -> Proxy {
+    config_proxy(
+        &format!(
+            r#"
+[[cluster]]
+name = "plain"
+endpoints = [{{ address = "{o}" }}]
+
+[[listener]]
+name = "both"
+address = "LISTEN"
+protocols = ["http1", "h2c"]
+
+[[listener.route]]
+name = "edits"
+path_prefix = "/edits"
+cluster = "plain"
+max_body_size = "10"
+request_headers = {{ remove = ["x-internal"], set = {{ "x-env" = "prod" }}, add = {{ "x-tag" = "a" }} }}
+response_headers = {{ remove = ["x-origin-secret"], set = {{ "cache-control" = "no-store" }} }}
+
+[[listener.route]]
+name = "moved"
+path_prefix = "/old"
+redirect = {{ status = 301, location = "/new" }}
+response_headers = {{ add = {{ "x-moved" = "yes" }} }}
+"#,
+            o = origin.addr
+        ),
+        &[],
+    )
+}
+
+/// What a client saw of one response: status and the fields the test looks at.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: u16,
+    fields: Vec<(String, Option<String>)>,
+}
+
+const LOOKED_AT: [&str; 5] = [
+    "cache-control",
+    "x-origin-secret",
+    "x-kept",
+    "location",
+    "x-moved",
+];
+
+fn h1_seen(addr: std::net::SocketAddr, raw: &str) -> Seen {
+    let r = one_request(addr, raw.as_bytes()).expect("HTTP/1.1 response");
+    Seen {
+        status: r.status,
+        fields: LOOKED_AT
+            .iter()
+            .map(|n| (n.to_string(), r.header(n).map(str::to_string)))
+            .collect(),
+    }
+}
+
+fn h2_seen(addr: std::net::SocketAddr, method: &str, path: &str, length: Option<u64>) -> Seen {
+    use common::h2_support::{exchange, h2c_connect};
+    block_on(Duration::from_secs(10), async move {
+        let client = h2c_connect(addr).await;
+        let mut req = ::http::Request::builder()
+            .method(method)
+            .uri(format!("http://phases.test{path}"))
+            .header("x-internal", "drop me");
+        if let Some(n) = length {
+            req = req.header("content-length", n.to_string());
+        }
+        let body = length.map(|n| bytes::Bytes::from(vec![b'x'; n as usize]));
+        let r = exchange(&client.send, req.body(()).expect("request"), body, None)
+            .await
+            .expect("h2c response");
+        Seen {
+            status: r.status,
+            fields: LOOKED_AT
+                .iter()
+                .map(|n| (n.to_string(), r.header(n).map(str::to_string)))
+                .collect(),
+        }
+    })
+}
+
+/// The same route edits, redirect, body limit and CONNECT refusal, whether the request arrived
+/// as HTTP/1.1 or h2c: one policy list (engine/src/http/pipeline), one answer.
+#[test]
+fn request_phases_treat_http1_and_h2c_alike() {
+    let origin = header_origin();
+    let proxy = phases_proxy(&origin);
+    let addr = proxy.listen;
+    let h1 = |method: &str, path: &str, extra: &str| {
+        h1_seen(
+            addr,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: phases.test\r\nX-Internal: drop me\r\n{extra}\r\n"
+            ),
+        )
+    };
+
+    // Edits both ways.
+    let a = h1("GET", "/edits", "");
+    let up1 = origin.last();
+    let b = h2_seen(addr, "GET", "/edits", None);
+    let up2 = origin.last();
+    assert_eq!(a, b);
+    assert_eq!(a.status, 200);
+    assert_eq!(a.fields[0].1.as_deref(), Some("no-store"), "{a:?}");
+    assert_eq!(a.fields[1].1, None, "{a:?}");
+    assert_eq!(a.fields[2].1.as_deref(), Some("k"), "{a:?}");
+    for (proto, up) in [("HTTP/1.1", &up1), ("h2c", &up2)] {
+        assert_eq!(up.header("x-internal"), None, "{proto}: {up:?}");
+        assert_eq!(up.header_all("x-env"), ["prod"], "{proto}");
+        assert_eq!(up.header_all("x-tag"), ["a"], "{proto}");
+    }
+
+    // A redirect answered by the proxy, with its response edit.
+    let a = h1("GET", "/old/page", "");
+    let b = h2_seen(addr, "GET", "/old/page", None);
+    assert_eq!(a, b);
+    assert_eq!(a.status, 301);
+    assert_eq!(a.fields[3].1.as_deref(), Some("/new"), "{a:?}");
+    assert_eq!(a.fields[4].1.as_deref(), Some("yes"), "{a:?}");
+
+    // A declared body over the route's limit, refused before any upstream.
+    let before = origin.requests().len();
+    let a = h1("POST", "/edits", "Content-Length: 11\r\n");
+    let b = h2_seen(addr, "POST", "/edits", Some(11));
+    assert_eq!((a.status, b.status), (413, 413));
+    assert_eq!(
+        origin.requests().len(),
+        before,
+        "a refused body reached the origin"
+    );
+    let b = h2_seen(addr, "POST", "/edits", Some(10));
+    assert_eq!(b.status, 200);
+}

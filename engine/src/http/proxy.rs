@@ -7,6 +7,8 @@
 //! [`tunnel`](super::tunnel)'s). Must not: parse or frame HTTP itself (the codec does), hold a
 //! `RefCell` borrow across an `.await`, buffer a body beyond one read, or log at info/warn for
 //! events a client can cause at will (those are counted; the access log records them).
+//! Split by concern: the request loop is here, the proxy's own answers and the accounting in
+//! `answer`, the upstream legs in `to_h1` and `to_h2c`.
 //!
 //! Memory per connection: between requests, the task, a 320-byte boxed state and a 1 KiB read
 //! buffer (doubling only as far as the head limits need); the parsed-head tables and the 64 KiB
@@ -17,30 +19,30 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Canceller};
+use monoio::io::{AsyncReadRent, Canceller};
 use monoio::net::TcpStream;
-use strait_protocols::http1::{HeadScanner, Method, RequestFraming, RequestHead, ResponseHead};
+use strait_protocols::http1::{HeadScanner, RequestFraming, RequestHead, ResponseHead};
 use strait_protocols::relay::sys;
-use tracing::debug;
 
-use super::access_log::AccessRecord;
 use super::exchange::{Exchange, RequestFacts};
 use super::fault::Fault;
-use super::head::{self, LocalResponse, Upgrade};
+use super::head::{self, Upgrade};
 use super::pipeline::{Filter, H1View, Peer, Pipeline};
 use super::route::rewrite_path;
 use super::tunnel;
 use super::HttpListenerState;
 use crate::client_stream::{read_more, ClientStream, TimedOut};
-use crate::config::{FixedResponse, HttpListenerConfig, RouteAction, RouteConfig};
+use crate::config::{FixedResponse, HttpListenerConfig, RouteAction};
 use crate::context::CoreContext;
 use crate::upstream::ConnectionGuard;
 
+mod answer;
 mod to_h1;
 mod to_h2c;
 
+use answer::Record;
 use to_h1::Leg;
 
 /// Initial client read buffer: most request heads fit; larger ones grow it by doubling.
@@ -196,29 +198,6 @@ enum Next {
     /// The upstream switched protocols (101 sent to the client): leave the loop, the connection
     /// is a tunnel now (`Conn::upgraded`).
     Upgrade,
-}
-
-/// Per-request facts for accounting and the access log.
-pub(super) struct Record {
-    pub(super) started: Instant,
-    pub(super) time: SystemTime,
-    pub(super) slot: usize,
-    pub(super) request_id: [u8; MAX_REQUEST_ID],
-    pub(super) request_id_len: usize,
-    pub(super) status: u16,
-    pub(super) bytes_in: u64,
-    pub(super) bytes_out: u64,
-    pub(super) upstream: Option<SocketAddr>,
-    pub(super) upstream_micros: Option<u64>,
-    pub(super) fault: Option<Fault>,
-    /// `self.head` describes this request (false when it was refused before its head parsed).
-    pub(super) head_parsed: bool,
-}
-
-impl Record {
-    fn request_id(&self) -> &[u8] {
-        &self.request_id[..self.request_id_len]
-    }
 }
 
 /// What the request phases decided for a request.
@@ -380,44 +359,6 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         &self.ctx.stats
     }
 
-    /// Answers a request refused before routing (malformed, over a limit, or too slow).
-    async fn refuse_unrouted(&mut self, fault: Fault) {
-        let mut x = self.exchange(None, false);
-        x.bytes_in = (self.buf.len() - self.start) as u64;
-        self.stats().routes[x.slot].requests.inc();
-        let id = self.ctx.http.next_request_id();
-        x.request_id[..32].copy_from_slice(&id);
-        x.request_id_len = 32;
-        self.respond_fault(&mut x, fault, true, false).await;
-        self.finish(&x, None, None);
-    }
-
-    fn exchange(&self, route: Option<usize>, head_parsed: bool) -> Record {
-        Record {
-            started: Instant::now(),
-            // The wall clock is only needed for the access log.
-            time: if self.ctx.http.logging {
-                SystemTime::now()
-            } else {
-                SystemTime::UNIX_EPOCH
-            },
-            slot: self
-                .ctx
-                .http
-                .route_slots
-                .slot(&self.ctx.config, self.listener_index, route),
-            request_id: [0; MAX_REQUEST_ID],
-            request_id_len: 0,
-            status: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            upstream: None,
-            upstream_micros: None,
-            fault: None,
-            head_parsed,
-        }
-    }
-
     /// One request whose head is parsed in `buf[..consumed]`: routed, then through the
     /// request phases (`http::pipeline`), answered here or forwarded through the exchange.
     async fn handle(&mut self) -> Next {
@@ -526,46 +467,6 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         }
     }
 
-    /// A route's fixed response (its `response_filter` edits applied).
-    async fn respond_fixed(
-        &mut self,
-        x: &mut Record,
-        fixed: &FixedResponse,
-        pipeline: &Pipeline,
-        keep_alive: bool,
-        has_body: bool,
-    ) -> Next {
-        self.start = self.head_len;
-        self.fresh_out();
-        let head_only = request_head(&self.head).method() == Method::Head;
-        let http10 = head::is_http10(request_head(&self.head).version());
-        let close = !keep_alive;
-        if close {
-            self.cork_for_close();
-        }
-        self.unread_input |= has_body;
-        head::write_local_response(
-            &LocalResponse {
-                status: fixed.status,
-                content_type: &fixed.content_type,
-                body: fixed.body.as_bytes(),
-                location: fixed.location.as_deref(),
-                request_id: x.request_id(),
-                close,
-                keep_alive_1_0: http10 && !close,
-                head_only,
-                edits: Some(&pipeline.response_fields(fixed.status)),
-            },
-            &mut self.out,
-        );
-        x.status = fixed.status;
-        match self.write_out_to_client(x).await {
-            Ok(()) if close => Next::Close,
-            Ok(()) => Next::KeepAlive,
-            Err(_) => Next::Abort,
-        }
-    }
-
     /// The target sent upstream: the route's prefix rewrite, `OPTIONS *` as is, and `/` for an
     /// absolute-form target with an empty path (RFC 9112 §3.2.2).
     fn rewrite_target(&mut self, route: Option<usize>) {
@@ -581,142 +482,6 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                 .path
                 .extend_from_slice(if sent.is_empty() { b"/" } else { sent }),
         }
-    }
-
-    /// Writes a proxy error response; returns what to do with the connection.
-    async fn respond_fault(
-        &mut self,
-        x: &mut Record,
-        fault: Fault,
-        close: bool,
-        http10: bool,
-    ) -> Next {
-        let close = close || self.ctx.draining.get();
-        if close {
-            self.cork_for_close();
-        }
-        x.fault = Some(fault);
-        x.status = fault.status();
-        fault.count(&self.ctx.stats.routes[x.slot]);
-        self.unread_input |= close;
-        let mut body = [0u8; 160];
-        let text = {
-            use std::io::Write;
-            let mut cursor = io::Cursor::new(&mut body[..]);
-            let _ = writeln!(
-                cursor,
-                "{} {}: {}",
-                x.status,
-                head::canonical_reason(x.status),
-                fault.cause()
-            );
-            cursor.position() as usize
-        };
-        self.fresh_out();
-        head::write_local_response(
-            &LocalResponse {
-                status: x.status,
-                content_type: "text/plain; charset=utf-8",
-                body: &body[..text],
-                location: None,
-                request_id: x.request_id(),
-                close,
-                keep_alive_1_0: http10 && !close,
-                head_only: false,
-                edits: None,
-            },
-            &mut self.out,
-        );
-        debug!(listener = %self.ctx.config.listeners[self.listener_index].name, client = %self.peer,
-            status = x.status, cause = fault.log_name(), "request answered by the proxy");
-        match self.write_out_to_client(x).await {
-            Ok(()) if close => Next::Close,
-            Ok(()) => Next::KeepAlive,
-            Err(_) => Next::Abort,
-        }
-    }
-
-    async fn write_out_to_client(&mut self, x: &mut Record) -> io::Result<()> {
-        let n = self.out.len();
-        let deadline = self.config.timeouts.upstream_body;
-        let out = std::mem::take(&mut self.out);
-        let (res, out) = match monoio::time::timeout(deadline, self.client.write_all(out)).await {
-            Ok(r) => r,
-            Err(_) => {
-                self.out = Vec::with_capacity(CLIENT_BUFFER);
-                return Err(io::ErrorKind::TimedOut.into());
-            }
-        };
-        self.out = out;
-        self.out.clear();
-        res?;
-        x.bytes_out += n as u64;
-        self.ctx.stats.listeners[self.listener_index]
-            .sent_bytes
-            .add(n as u64);
-        Ok(())
-    }
-
-    /// Accounting and the access log line for a finished exchange.
-    fn finish(&self, x: &Record, route: Option<&RouteConfig>, pipeline: Option<&Pipeline>) {
-        if let Some(p) = pipeline {
-            p.logging(x.status, x.fault);
-        }
-        let counters = &self.ctx.stats.routes[x.slot];
-        counters.response(x.status);
-        counters.received_bytes.add(x.bytes_in);
-        counters.sent_bytes.add(x.bytes_out);
-        let micros = x.started.elapsed().as_micros() as u64;
-        if let Ok(mut h) = self.ctx.histograms.try_borrow_mut() {
-            if let Some(h) = h.request_micros.get_mut(x.slot) {
-                h.saturating_record(micros.max(1));
-            }
-        }
-        let Ok(mut log) = self.ctx.http.access_log.try_borrow_mut() else {
-            return;
-        };
-        let Some(log) = log.as_mut() else { return };
-        if !log.wants(x.status) {
-            return;
-        }
-        let buf = &self.buf[..];
-        let head = request_head(&self.head);
-        let parsed = x.head_parsed;
-        let field = |name: &[u8]| {
-            if parsed {
-                head.headers().find(name, buf).unwrap_or(b"")
-            } else {
-                b""
-            }
-        };
-        log.log(&AccessRecord {
-            time: x.time,
-            listener: &self.ctx.config.listeners[self.listener_index].name,
-            route: route.map_or("", |r| r.name.as_str()),
-            request_id: x.request_id(),
-            client: self.peer,
-            method: if parsed { head.method_bytes(buf) } else { b"" },
-            host: if parsed {
-                head.authority(buf).unwrap_or(b"")
-            } else {
-                b""
-            },
-            path: if parsed {
-                head.path_and_query(buf)
-            } else {
-                b""
-            },
-            protocol: if parsed { head.version().as_str() } else { "" },
-            status: x.status,
-            bytes_in: x.bytes_in,
-            bytes_out: x.bytes_out,
-            upstream: x.upstream,
-            upstream_micros: x.upstream_micros,
-            total_micros: micros,
-            user_agent: field(b"user-agent"),
-            referer: field(b"referer"),
-            error: x.fault.map_or("", Fault::log_name),
-        });
     }
 
     /// Forwards the current request to `cluster` through the exchange and relays the response.
@@ -783,14 +548,6 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                 Forwarded::Fault(fault, next)
             }
         }
-    }
-
-    /// The client went away during the exchange: nothing can be answered; it is logged (499)
-    /// and counted.
-    fn client_gone(&self, x: &mut Record) {
-        x.fault = Some(Fault::ClientGone);
-        x.status = Fault::ClientGone.status();
-        Fault::ClientGone.count(&self.ctx.stats.routes[x.slot]);
     }
 
     /// Closes after a final response without losing it: stop sending, then read and discard

@@ -6,20 +6,23 @@
 //! under flow control, trailers both ways, resets both ways, and relaying the response. Must
 //! not: choose endpoints, retry or classify (the exchange does).
 
-use std::time::Duration;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use h2::client::ResponseFuture;
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{Request, Response};
 
 use super::fields;
 use super::send_all;
-use super::stream::Leg;
+use super::stream::{Leg, Record};
 use crate::config::UpstreamProtocol;
 use crate::http::exchange::response_head::h2_symptom;
 use crate::http::exchange::{Exchange, Failure, H2Attempt, Symptom};
 use crate::http::fault::Fault;
+use crate::http::pipeline::Pipeline;
 
 /// How an h2 attempt ended badly: before the response head reached the client (the exchange
 /// decides what to answer), or after (recorded, the client's stream reset).
@@ -66,16 +69,11 @@ impl Leg<'_> {
         let (response, mut up_send) = slot
             .send_request(req, bodiless)
             .map_err(|e| fail(h2_symptom(&e)))?;
-        let head_at = std::cell::Cell::new(None);
+        let marks = Marks::default();
         let bytes_in = std::cell::Cell::new(0u64);
         let outcome = {
             let max_body = self.pipeline.max_body;
-            let head_sent = std::cell::Cell::new(false);
             let body = &mut self.incoming.body;
-            let respond = &mut *self.respond;
-            let x = &mut *self.x;
-            let pipeline = self.pipeline;
-            let ex_ref = &*ex;
             // Both directions at once: a streaming (gRPC bidi) call sends while it receives.
             let request_pump = async {
                 if bodiless {
@@ -83,70 +81,15 @@ impl Leg<'_> {
                 }
                 pump_h2_body(body, &mut up_send, t.client_body, max_body, &bytes_in).await
             };
-            let response_pump = async {
-                let answered = async {
-                    monoio::select! {
-                        r = ex_ref.await_h2_head(response) => r,
-                        // Dropping the upstream stream's handles resets it (CANCEL).
-                        _ = client_reset(respond) => Err(Symptom::Client(Fault::ClientGone)),
-                    }
-                };
-                let head = answered.await.map_err(Outcome::Failed)?;
-                head_at.set(Some(std::time::Instant::now()));
-                let (parts, mut up_body) = head.into_parts();
-                let mut resp = Response::from_parts(parts, ());
-                resp.headers_mut().remove("connection");
-                let status = resp.status().as_u16();
-                fields::finish_response_fields(
-                    resp.headers_mut(),
-                    fields::VIA_H2,
-                    &x.request_id,
-                    &pipeline.response_fields(status),
-                );
-                let status = resp.status().as_u16();
-                let end = up_body.is_end_stream();
-                let mut send = respond
-                    .send_response(resp, end)
-                    .map_err(|_| Outcome::Failed(Symptom::Client(Fault::ClientGone)))?;
-                x.status = status;
-                head_sent.set(true);
-                if end {
-                    return Ok(());
-                }
-                loop {
-                    match monoio::time::timeout(t.upstream_body, up_body.data()).await {
-                        Err(_) => {
-                            send.send_reset(h2::Reason::CANCEL);
-                            return Err(Outcome::BodyFailed(Fault::UpstreamTimeout));
-                        }
-                        Ok(Some(Ok(data))) => {
-                            let n = data.len();
-                            x.bytes_out += n as u64;
-                            send_all(&mut send, data, false, t.upstream_body)
-                                .await
-                                .map_err(|e| Outcome::BodyFailed(e.into()))?;
-                            let _ = up_body.flow_control().release_capacity(n);
-                        }
-                        Ok(Some(Err(e))) => {
-                            send.send_reset(e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR));
-                            return Err(Outcome::BodyFailed(Fault::UpstreamClosed));
-                        }
-                        Ok(None) => break,
-                    }
-                }
-                match up_body.trailers().await {
-                    Ok(Some(trailers)) => send
-                        .send_trailers(trailers)
-                        .map_err(|_| Outcome::BodyFailed(Fault::ClientGone)),
-                    Ok(None) => send_all(&mut send, Bytes::new(), true, t.upstream_body)
-                        .await
-                        .map_err(|e| Outcome::BodyFailed(e.into())),
-                    Err(e) => {
-                        send.send_reset(e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR));
-                        Err(Outcome::BodyFailed(Fault::UpstreamClosed))
-                    }
-                }
-            };
+            let response_pump = pump_response(
+                ex,
+                response,
+                self.respond,
+                self.x,
+                self.pipeline,
+                t.upstream_body,
+                &marks,
+            );
             // The response decides when the exchange is over: a deadline (or the upstream's answer)
             // ends it even while the client is still sending. A request body that fails before any
             // response head was sent is answered by its own fault.
@@ -161,7 +104,7 @@ impl Leg<'_> {
                     sent = &mut request_pump => {
                         request_done = true;
                         if let Err(f) = sent {
-                            if !head_sent.get() {
+                            if !marks.head_sent.get() {
                                 break Err(Outcome::Failed(match f {
                                     // Sending to the upstream failed: its reset or close.
                                     Fault::UpstreamClosed => Symptom::SendFailed,
@@ -176,7 +119,7 @@ impl Leg<'_> {
         };
         drop(slot);
         self.x.bytes_in += bytes_in.get();
-        if let Some(at) = head_at.get() {
+        if let Some(at) = marks.head_at.get() {
             ex.answered_at(at);
         }
         match outcome {
@@ -186,6 +129,91 @@ impl Leg<'_> {
                 self.body_failed(ex, fault);
                 Ok(())
             }
+        }
+    }
+}
+
+/// What the response pump reports to its attempt while both pumps run.
+#[derive(Default)]
+struct Marks {
+    /// When the upstream's head arrived.
+    head_at: Cell<Option<Instant>>,
+    /// The head went to the client: a request body that fails after it is no longer the answer.
+    head_sent: Cell<bool>,
+}
+
+/// The response side of an h2 attempt: awaits the upstream's head (or the client's reset),
+/// sends it to the client with our fields, then relays its DATA (`idle`: the body deadline) and
+/// its trailers or end of stream; a reset either way is passed on.
+async fn pump_response(
+    ex: &Exchange<'_>,
+    response: ResponseFuture,
+    respond: &mut SendResponse<Bytes>,
+    x: &mut Record,
+    pipeline: &Pipeline,
+    idle: Duration,
+    marks: &Marks,
+) -> Result<(), Outcome> {
+    let answered = async {
+        monoio::select! {
+            r = ex.await_h2_head(response) => r,
+            // Dropping the upstream stream's handles resets it (CANCEL).
+            _ = client_reset(respond) => Err(Symptom::Client(Fault::ClientGone)),
+        }
+    };
+    let head = answered.await.map_err(Outcome::Failed)?;
+    marks.head_at.set(Some(Instant::now()));
+    let (parts, mut up_body) = head.into_parts();
+    let mut resp = Response::from_parts(parts, ());
+    resp.headers_mut().remove("connection");
+    let status = resp.status().as_u16();
+    fields::finish_response_fields(
+        resp.headers_mut(),
+        fields::VIA_H2,
+        &x.request_id,
+        &pipeline.response_fields(status),
+    );
+    let status = resp.status().as_u16();
+    let end = up_body.is_end_stream();
+    let mut send = respond
+        .send_response(resp, end)
+        .map_err(|_| Outcome::Failed(Symptom::Client(Fault::ClientGone)))?;
+    x.status = status;
+    marks.head_sent.set(true);
+    if end {
+        return Ok(());
+    }
+    loop {
+        match monoio::time::timeout(idle, up_body.data()).await {
+            Err(_) => {
+                send.send_reset(h2::Reason::CANCEL);
+                return Err(Outcome::BodyFailed(Fault::UpstreamTimeout));
+            }
+            Ok(Some(Ok(data))) => {
+                let n = data.len();
+                x.bytes_out += n as u64;
+                send_all(&mut send, data, false, idle)
+                    .await
+                    .map_err(|e| Outcome::BodyFailed(e.into()))?;
+                let _ = up_body.flow_control().release_capacity(n);
+            }
+            Ok(Some(Err(e))) => {
+                send.send_reset(e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR));
+                return Err(Outcome::BodyFailed(Fault::UpstreamClosed));
+            }
+            Ok(None) => break,
+        }
+    }
+    match up_body.trailers().await {
+        Ok(Some(trailers)) => send
+            .send_trailers(trailers)
+            .map_err(|_| Outcome::BodyFailed(Fault::ClientGone)),
+        Ok(None) => send_all(&mut send, Bytes::new(), true, idle)
+            .await
+            .map_err(|e| Outcome::BodyFailed(e.into())),
+        Err(e) => {
+            send.send_reset(e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR));
+            Err(Outcome::BodyFailed(Fault::UpstreamClosed))
         }
     }
 }

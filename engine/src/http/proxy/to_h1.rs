@@ -36,6 +36,10 @@ pub(super) enum SendError {
     Client(Fault),
 }
 
+/// The response relay cannot go on (the client could not be written, or the upstream failed):
+/// the upstream connection is discarded and the client's aborted.
+struct Aborted;
+
 /// One request of an HTTP/1.1 connection on its way through the exchange.
 pub(super) struct Leg<'r, 'c, C> {
     pub conn: &'r mut Conn<'c, C>,
@@ -420,7 +424,6 @@ impl<C: ClientStream> Conn<'_, C> {
         );
         let mut body = BodyDecoder::for_response(upstream_framing, &self.state.limits);
         let mut pos = head_len;
-        let timeout = self.config.timeouts.upstream_body;
         let reframe = client_framing == ClientFraming::Chunked;
         let mut upstream_eof = false;
         loop {
@@ -436,90 +439,29 @@ impl<C: ClientStream> Conn<'_, C> {
             match step.event {
                 Event::Data(range) => {
                     let (a, b) = (pos + range.start, pos + range.end);
-                    if reframe {
-                        if let Some(h) = ChunkHeader::new((b - a) as u64) {
-                            self.out.extend_from_slice(h.as_bytes());
-                        }
-                        self.out.extend_from_slice(&self.upbuf[a..b]);
-                        self.out.extend_from_slice(CHUNK_DATA_END);
-                    } else if b - a <= COALESCE_MAX
-                        || !self.out.is_empty() && self.out.len() + (b - a) <= FLUSH_AT
-                    {
-                        self.out.extend_from_slice(&self.upbuf[a..b]);
-                    } else {
-                        // Large data: write the pending head, then the data straight from the
-                        // upstream buffer (no copy).
-                        let written = match self.write_out_to_client(x).await {
-                            Ok(()) => self.write_upbuf_to_client(x, a, b).await,
-                            Err(e) => Err(e),
-                        };
-                        if written.is_err() {
-                            ex.discard(up);
-                            return Next::Abort;
-                        }
-                    }
                     pos += step.consumed;
-                    if self.out.len() >= FLUSH_AT && self.write_out_to_client(x).await.is_err() {
+                    if self.relay_data(x, a, b, reframe).await.is_err() {
                         ex.discard(up);
                         return Next::Abort;
                     }
                 }
+                Event::NeedMore if upstream_eof => {
+                    // The upstream closed: close-delimited bodies end here, anything else was
+                    // cut short.
+                    ex.discard(up);
+                    let complete = body.on_eof().is_ok();
+                    return self.end_at_eof(x, ex, complete, reframe, close).await;
+                }
                 Event::NeedMore => {
-                    if upstream_eof {
-                        // The upstream closed: close-delimited bodies end here, anything else
-                        // was cut short.
-                        ex.discard(up);
-                        if body.on_eof().is_err() {
-                            self.body_failed(x, ex, Fault::UpstreamClosed);
-                            let _ = self.write_out_to_client(x).await;
+                    let consumed = pos + step.consumed;
+                    match self.refill(x, ex, &mut up.conn, consumed).await {
+                        Ok(eof) => upstream_eof = eof,
+                        Err(Aborted) => {
+                            ex.discard(up);
                             return Next::Abort;
                         }
-                        if reframe {
-                            self.out.extend_from_slice(b"0\r\n\r\n");
-                        }
-                        // A failed last write must not end in a clean close (or a keep-alive
-                        // after an unterminated chunked body).
-                        if close || !reframe {
-                            self.cork_for_close();
-                        }
-                        if self.write_out_to_client(x).await.is_err() {
-                            return Next::Abort;
-                        }
-                        return if reframe && !close {
-                            Next::KeepAlive
-                        } else {
-                            Next::Close
-                        };
                     }
-                    if !self.out.is_empty() && self.write_out_to_client(x).await.is_err() {
-                        ex.discard(up);
-                        return Next::Abort;
-                    }
-                    // Keep what the decoder has not consumed (a partial chunk line or trailer
-                    // section); a read that filled the buffer means a bulk body: read more per
-                    // syscall.
-                    let full = self.upbuf.len() == self.upbuf.capacity();
-                    pos += step.consumed;
-                    self.upbuf.drain(..pos);
                     pos = 0;
-                    if full && self.upbuf.capacity() < BULK_BUFFER {
-                        let grow = (self.upbuf.capacity() * 2).min(BULK_BUFFER);
-                        self.upbuf.reserve(grow - self.upbuf.len());
-                    }
-                    match read_with_timeout(&mut up.conn, &mut self.upbuf, timeout).await {
-                        Ok(Ok(0)) => upstream_eof = true,
-                        Ok(Ok(_)) => {}
-                        Ok(Err(_)) => {
-                            self.body_failed(x, ex, Fault::UpstreamClosed);
-                            ex.discard(up);
-                            return Next::Abort;
-                        }
-                        Err(TimedOut) => {
-                            self.body_failed(x, ex, Fault::UpstreamTimeout);
-                            ex.discard(up);
-                            return Next::Abort;
-                        }
-                    }
                 }
                 Event::End { trailers } => {
                     if reframe {
@@ -529,28 +471,143 @@ impl<C: ClientStream> Conn<'_, C> {
                     }
                     // (To an HTTP/1.0 client trailers cannot be sent; they are dropped.)
                     pos += step.consumed;
-                    let extra = pos < self.upbuf.len();
-                    // The response was read to its end: decide about the upstream connection
-                    // before a slow client can keep it from the pool (not once the drain began:
-                    // the pools were emptied then).
-                    if extra {
-                        // Bytes after the response: the connection is out of step.
-                        ex.out_of_step();
-                    }
-                    let keep = response_head(&self.response).keep_alive() && !extra;
-                    ex.release(up, reusable && keep);
-                    // Only the last write is corked: earlier writes of a streamed body must not
-                    // wait for a full segment.
-                    if close {
-                        self.cork_for_close();
-                    }
-                    return match self.write_out_to_client(x).await {
-                        Err(_) => Next::Abort,
-                        Ok(()) if close => Next::Close,
-                        Ok(()) => Next::KeepAlive,
-                    };
+                    return self.end_of_body(x, ex, up, pos, reusable, close).await;
                 }
             }
+        }
+    }
+
+    /// Body data `upbuf[a..b]` toward the client: re-framed as a chunk, copied behind what `out`
+    /// holds, or (large) written straight from `upbuf`; `out` is written once it is full. `Err`:
+    /// the client could not be written.
+    async fn relay_data(
+        &mut self,
+        x: &mut Record,
+        a: usize,
+        b: usize,
+        reframe: bool,
+    ) -> io::Result<()> {
+        if reframe {
+            if let Some(h) = ChunkHeader::new((b - a) as u64) {
+                self.out.extend_from_slice(h.as_bytes());
+            }
+            self.out.extend_from_slice(&self.upbuf[a..b]);
+            self.out.extend_from_slice(CHUNK_DATA_END);
+        } else if b - a <= COALESCE_MAX
+            || !self.out.is_empty() && self.out.len() + (b - a) <= FLUSH_AT
+        {
+            self.out.extend_from_slice(&self.upbuf[a..b]);
+        } else {
+            // Large data: write the pending head, then the data straight from the upstream buffer
+            // (no copy).
+            self.write_out_to_client(x).await?;
+            self.write_upbuf_to_client(x, a, b).await?;
+        }
+        if self.out.len() >= FLUSH_AT {
+            self.write_out_to_client(x).await?;
+        }
+        Ok(())
+    }
+
+    /// The decoder needs more of the body: writes what `out` holds, drops the `consumed` bytes
+    /// of `upbuf` and reads more from the upstream. `Ok(true)`: the upstream closed. `Err`: the
+    /// relay cannot go on (a failed read is counted here).
+    async fn refill(
+        &mut self,
+        x: &mut Record,
+        ex: &Exchange<'_>,
+        upstream: &mut UpstreamConn,
+        consumed: usize,
+    ) -> Result<bool, Aborted> {
+        if !self.out.is_empty() && self.write_out_to_client(x).await.is_err() {
+            return Err(Aborted);
+        }
+        // Keep what the decoder has not consumed (a partial chunk line or trailer section); a read
+        // that filled the buffer means a bulk body: read more per syscall.
+        let full = self.upbuf.len() == self.upbuf.capacity();
+        self.upbuf.drain(..consumed);
+        if full && self.upbuf.capacity() < BULK_BUFFER {
+            let grow = (self.upbuf.capacity() * 2).min(BULK_BUFFER);
+            self.upbuf.reserve(grow - self.upbuf.len());
+        }
+        let timeout = self.config.timeouts.upstream_body;
+        match read_with_timeout(upstream, &mut self.upbuf, timeout).await {
+            Ok(Ok(0)) => Ok(true),
+            Ok(Ok(_)) => Ok(false),
+            Ok(Err(_)) => {
+                self.body_failed(x, ex, Fault::UpstreamClosed);
+                Err(Aborted)
+            }
+            Err(TimedOut) => {
+                self.body_failed(x, ex, Fault::UpstreamTimeout);
+                Err(Aborted)
+            }
+        }
+    }
+
+    /// The upstream closed where the body was not delimited yet (its connection is discarded):
+    /// a close-delimited body ends here (`complete`), anything else was cut short.
+    async fn end_at_eof(
+        &mut self,
+        x: &mut Record,
+        ex: &Exchange<'_>,
+        complete: bool,
+        reframe: bool,
+        close: bool,
+    ) -> Next {
+        if !complete {
+            self.body_failed(x, ex, Fault::UpstreamClosed);
+            let _ = self.write_out_to_client(x).await;
+            return Next::Abort;
+        }
+        if reframe {
+            self.out.extend_from_slice(b"0\r\n\r\n");
+        }
+        // A failed last write must not end in a clean close (or a keep-alive after an
+        // unterminated chunked body).
+        if close || !reframe {
+            self.cork_for_close();
+        }
+        if self.write_out_to_client(x).await.is_err() {
+            return Next::Abort;
+        }
+        if reframe && !close {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        }
+    }
+
+    /// The response was read to its end at `upbuf[..end]` (the rest of it waits in `out`): the
+    /// upstream connection goes back to the pool or is discarded, then the client gets the rest.
+    async fn end_of_body(
+        &mut self,
+        x: &mut Record,
+        ex: &Exchange<'_>,
+        up: H1Attempt,
+        end: usize,
+        reusable: bool,
+        close: bool,
+    ) -> Next {
+        let extra = end < self.upbuf.len();
+        // The response was read to its end: decide about the upstream connection before a slow
+        // client can keep it from the pool (not once the drain began: the pools were emptied
+        // then).
+        if extra {
+            // Bytes after the response: the connection is out of step.
+            ex.out_of_step();
+        }
+        let keep = response_head(&self.response).keep_alive() && !extra;
+        ex.release(up, reusable && keep);
+        // Only the last write is corked: earlier writes of a streamed body must not wait for a
+        // full segment.
+        if close {
+            self.cork_for_close();
+        }
+        match self.write_out_to_client(x).await {
+            Err(_) => Next::Abort,
+            Ok(()) if close => Next::Close,
+            Ok(()) => Next::KeepAlive,
         }
     }
 

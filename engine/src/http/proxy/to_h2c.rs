@@ -9,8 +9,10 @@
 //! forward an upgrade (WebSocket over h2 needs RFC 8441, which Strait does not speak).
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
+use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use strait_protocols::http1::{BodyDecoder, ChunkHeader, Event, CHUNK_DATA_END, LAST_CHUNK};
 
@@ -31,17 +33,59 @@ impl<C: ClientStream> Leg<'_, '_, C> {
     ) -> Result<Next, Failure> {
         let reused = up.reused;
         let fail = |symptom| Failure { symptom, reused };
-        let (x, pipeline) = (&mut *self.x, self.pipeline);
-        let max_body = pipeline.max_body;
-        let c = &mut *self.conn;
-        let ctx = c.ctx;
-        let cluster = ex.cluster;
-        let head_len = c.head_len;
-        let t = c.config.timeouts;
         let mut slot = up.slot;
-        let address = ctx.config.clusters[cluster].endpoints[up.endpoint].address;
+        let address = self.conn.ctx.config.clusters[ex.cluster].endpoints[up.endpoint].address;
 
         // 1. The request's fields.
+        let (request, request_id) = self.h2_request(ex.cluster, address).map_err(fail)?;
+        let is_head = request.method() == http::Method::HEAD;
+        let c = &mut *self.conn;
+        let body = BodyDecoder::for_request(request_head(&c.head).framing(), &c.state.limits);
+        let bodiless = body.is_done();
+
+        // 2. The request, then its body as it arrives (the client's reads are the window).
+        ex.sending();
+        let (response, mut up) = match slot.send_request(request, bodiless) {
+            Ok(sent) => sent,
+            Err(e) => return Err(fail(h2_symptom(&e))),
+        };
+        c.start = c.head_len;
+        // The upstream stopped taking the body (it answered early and reset the stream, e.g. a
+        // 413): its answer is still relayed, and the client connection closes after it (the rest
+        // of the body is never read).
+        let cut_short = !bodiless && self.send_body(body, &mut up).await.map_err(fail)?;
+
+        // 3. The response head.
+        let keep_alive = self.keep_alive && !cut_short;
+        self.conn.unread_input |= cut_short;
+        let response = ex.await_h2_head(response).await.map_err(fail)?;
+        ex.answered();
+        let (parts, up_body) = response.into_parts();
+        let end_stream = up_body.is_end_stream();
+        let head = self.write_response_head(parts, end_stream, is_head, keep_alive, &request_id);
+        if matches!(head.framing, Out::None) || is_head {
+            drop(up_body);
+            return match self.conn.write_out_to_client(self.x).await {
+                Ok(()) if head.close => Ok(Next::Close),
+                Ok(()) => Ok(Next::KeepAlive),
+                Err(_) => Ok(Next::Abort),
+            };
+        }
+
+        // 4. The body, one DATA frame at a time; the upstream's window opens as the client takes
+        // the bytes.
+        Ok(self.relay_body(ex, up_body, head).await)
+    }
+
+    /// The parsed HTTP/1.1 request as an h2 request to `address` of `cluster`, and the request
+    /// id it carries (the response carries it back).
+    fn h2_request(
+        &self,
+        cluster: usize,
+        address: SocketAddr,
+    ) -> Result<(http::Request<()>, String), Symptom> {
+        let c = &*self.conn;
+        let ctx = c.ctx;
         let head = request_head(&c.head);
         let buf = &c.buf[..];
         let mut h = HeaderMap::with_capacity(head.headers().len() + 4);
@@ -73,8 +117,8 @@ impl<C: ClientStream> Leg<'_, '_, C> {
         let has_id = head
             .headers()
             .find(b"x-request-id", buf)
-            .is_some_and(|id| id == x.request_id());
-        let request_id = String::from_utf8_lossy(x.request_id()).into_owned();
+            .is_some_and(|id| id == self.x.request_id());
+        let request_id = String::from_utf8_lossy(self.x.request_id()).into_owned();
         let view = H1View {
             head,
             buf,
@@ -89,14 +133,13 @@ impl<C: ClientStream> Leg<'_, '_, C> {
                 trust_forwarded: c.config.trust_forwarded,
                 host: client_host,
                 generated_request_id: (!has_id).then_some(request_id.as_str()),
-                edits: &pipeline.upstream_fields(&view),
+                edits: &self.pipeline.upstream_fields(&view),
                 via: fields::VIA_H1,
             },
         );
         let Ok(method) = http::Method::from_bytes(head.method_bytes(buf)) else {
-            return Err(fail(Symptom::InvalidHead));
+            return Err(Symptom::InvalidHead);
         };
-        let is_head = method == http::Method::HEAD;
         let scheme = match ctx.config.clusters[cluster].http.protocol {
             crate::config::UpstreamProtocol::H2 => "https",
             _ => "http",
@@ -107,127 +150,119 @@ impl<C: ClientStream> Leg<'_, '_, C> {
             .path_and_query(c.path.as_slice())
             .build();
         let Ok(uri) = uri else {
-            return Err(fail(Symptom::InvalidHead));
+            return Err(Symptom::InvalidHead);
         };
         let mut request = http::Request::new(());
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         *request.headers_mut() = h;
-        let framing = head.framing();
-        let http10 = crate::http::head::is_http10(head.version());
-        let mut body = BodyDecoder::for_request(framing, &c.state.limits);
-        let bodiless = body.is_done();
+        Ok((request, request_id))
+    }
 
-        // 2. The request, then its body as it arrives (the client's reads are the window).
-        ex.sending();
-        let (response, mut up) = match slot.send_request(request, bodiless) {
-            Ok(sent) => sent,
-            Err(e) => return Err(fail(h2_symptom(&e))),
-        };
-        c.start = head_len;
-        // The upstream stopped taking the body (it answered early and reset the stream, e.g. a
-        // 413): its answer is still relayed, and the client connection closes after it (the rest
-        // of the body is never read).
-        let mut cut_short = false;
-        if !bodiless {
-            let mut total: u64 = 0;
-            loop {
-                let step = match body.decode(&c.buf[c.start..]) {
-                    Ok(step) => step,
-                    Err(e) => {
+    /// Streams the client's body (any framing, decoded by `body`) into the h2 stream `up` as it
+    /// arrives; `start` is past what was sent. `Ok(true)`: the upstream stopped taking it (the
+    /// body was cut short).
+    async fn send_body(
+        &mut self,
+        mut body: BodyDecoder,
+        up: &mut SendStream<Bytes>,
+    ) -> Result<bool, Symptom> {
+        let (x, max_body) = (&mut *self.x, self.pipeline.max_body);
+        let c = &mut *self.conn;
+        let ctx = c.ctx;
+        let head_len = c.head_len;
+        let t = c.config.timeouts;
+        let mut total: u64 = 0;
+        loop {
+            let step = match body.decode(&c.buf[c.start..]) {
+                Ok(step) => step,
+                Err(e) => {
+                    up.send_reset(h2::Reason::CANCEL);
+                    return Err(Symptom::Client(Fault::Client(e)));
+                }
+            };
+            match step.event {
+                Event::Data(range) => {
+                    let data =
+                        Bytes::copy_from_slice(&c.buf[c.start + range.start..c.start + range.end]);
+                    total += data.len() as u64;
+                    c.start += step.consumed;
+                    if total > max_body {
                         up.send_reset(h2::Reason::CANCEL);
-                        return Err(fail(Symptom::Client(Fault::Client(e))));
+                        return Err(Symptom::Client(Fault::BodyTooLarge));
                     }
-                };
-                match step.event {
-                    Event::Data(range) => {
-                        let data = Bytes::copy_from_slice(
-                            &c.buf[c.start + range.start..c.start + range.end],
-                        );
-                        total += data.len() as u64;
-                        c.start += step.consumed;
-                        if total > max_body {
+                    if crate::http::h2::send_all(up, data, false, t.upstream_body)
+                        .await
+                        .is_err()
+                    {
+                        return Ok(true);
+                    }
+                }
+                Event::NeedMore => {
+                    c.start += step.consumed;
+                    c.buf.drain(head_len..c.start);
+                    c.start = head_len;
+                    match c
+                        .client
+                        .read_keeping(&mut c.buf, t.client_body, &mut c.body_canceller)
+                        .await
+                    {
+                        Err(TimedOut) => {
+                            c.read_abandoned |= C::TLS;
                             up.send_reset(h2::Reason::CANCEL);
-                            return Err(fail(Symptom::Client(Fault::BodyTooLarge)));
+                            return Err(Symptom::Client(Fault::BodyTimeout));
                         }
-                        if crate::http::h2::send_all(&mut up, data, false, t.upstream_body)
-                            .await
-                            .is_err()
-                        {
-                            cut_short = true;
-                            break;
+                        Ok(Ok(0)) | Ok(Err(_)) => {
+                            up.send_reset(h2::Reason::CANCEL);
+                            return Err(Symptom::Client(Fault::ClientGone));
                         }
-                    }
-                    Event::NeedMore => {
-                        c.start += step.consumed;
-                        c.buf.drain(head_len..c.start);
-                        c.start = head_len;
-                        match c
-                            .client
-                            .read_keeping(&mut c.buf, t.client_body, &mut c.body_canceller)
-                            .await
-                        {
-                            Err(TimedOut) => {
-                                c.read_abandoned |= C::TLS;
-                                up.send_reset(h2::Reason::CANCEL);
-                                return Err(fail(Symptom::Client(Fault::BodyTimeout)));
-                            }
-                            Ok(Ok(0)) | Ok(Err(_)) => {
-                                up.send_reset(h2::Reason::CANCEL);
-                                return Err(fail(Symptom::Client(Fault::ClientGone)));
-                            }
-                            Ok(Ok(n)) => {
-                                x.bytes_in += n as u64;
-                                ctx.stats.listeners[c.listener_index]
-                                    .received_bytes
-                                    .add(n as u64);
-                            }
+                        Ok(Ok(n)) => {
+                            x.bytes_in += n as u64;
+                            ctx.stats.listeners[c.listener_index]
+                                .received_bytes
+                                .add(n as u64);
                         }
                     }
-                    Event::End { trailers } => {
-                        let block = &c.buf[c.start + trailers.start..c.start + trailers.end];
-                        let trailers = (block.len() > 2).then(|| fields::trailers_from_h1(block));
-                        c.start += step.consumed;
-                        let sent = match trailers {
-                            Some(t) if !t.is_empty() => up.send_trailers(t).is_ok(),
-                            _ => crate::http::h2::send_all(
-                                &mut up,
-                                Bytes::new(),
-                                true,
-                                t.upstream_body,
-                            )
+                }
+                Event::End { trailers } => {
+                    let block = &c.buf[c.start + trailers.start..c.start + trailers.end];
+                    let trailers = (block.len() > 2).then(|| fields::trailers_from_h1(block));
+                    c.start += step.consumed;
+                    let sent = match trailers {
+                        Some(t) if !t.is_empty() => up.send_trailers(t).is_ok(),
+                        _ => crate::http::h2::send_all(up, Bytes::new(), true, t.upstream_body)
                             .await
                             .is_ok(),
-                        };
-                        cut_short = !sent;
-                        break;
-                    }
+                    };
+                    return Ok(!sent);
                 }
             }
         }
+    }
 
-        // 3. The response head.
-        let keep_alive = self.keep_alive && !cut_short;
-        c.unread_input |= cut_short;
-        let response = ex.await_h2_head(response).await.map_err(fail)?;
-        ex.answered();
-        let (parts, mut up_body) = response.into_parts();
+    /// Writes the HTTP/1.1 head of the h2 response `parts` into `out` (not sent yet): the status
+    /// line, the upstream's fields (connection-specific ones and Content-Length dropped, ours
+    /// added) and the framing chosen for the client. `end_stream`: the upstream's HEADERS ended
+    /// the stream.
+    fn write_response_head(
+        &mut self,
+        parts: http::response::Parts,
+        end_stream: bool,
+        is_head: bool,
+        keep_alive: bool,
+        request_id: &str,
+    ) -> ClientHead {
+        let c = &mut *self.conn;
+        let http10 = crate::http::head::is_http10(request_head(&c.head).version());
         let status = parts.status.as_u16();
-        x.status = status;
+        self.x.status = status;
         let no_body = is_head || status == 204 || status == 304 || (100..200).contains(&status);
         let length = parts
             .headers
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        // Framing toward the client.
-        enum Out {
-            None,
-            Length,
-            Chunked,
-            UntilClose,
-        }
-        let out_framing = if no_body || up_body.is_end_stream() && length.is_none() && !is_head {
+        let out_framing = if no_body || end_stream && length.is_none() && !is_head {
             if no_body {
                 Out::None
             } else {
@@ -240,7 +275,7 @@ impl<C: ClientStream> Leg<'_, '_, C> {
         } else {
             Out::Chunked
         };
-        let close = !keep_alive || matches!(out_framing, Out::UntilClose) || ctx.draining.get();
+        let close = !keep_alive || matches!(out_framing, Out::UntilClose) || c.ctx.draining.get();
         c.fresh_out();
         let _ = write!(
             c.out,
@@ -252,8 +287,8 @@ impl<C: ClientStream> Leg<'_, '_, C> {
         fields::finish_response_fields(
             &mut fields,
             fields::VIA_H2,
-            &request_id,
-            &pipeline.response_fields(status),
+            request_id,
+            &self.pipeline.response_fields(status),
         );
         for (name, value) in &fields {
             let n = name.as_str().as_bytes();
@@ -278,18 +313,24 @@ impl<C: ClientStream> Leg<'_, '_, C> {
             c.out.extend_from_slice(b"connection: keep-alive\r\n");
         }
         c.out.extend_from_slice(b"\r\n");
-        if matches!(out_framing, Out::None) || is_head {
-            drop(up_body);
-            return match c.write_out_to_client(x).await {
-                Ok(()) if close => Ok(Next::Close),
-                Ok(()) => Ok(Next::KeepAlive),
-                Err(_) => Ok(Next::Abort),
-            };
+        ClientHead {
+            framing: out_framing,
+            length,
+            close,
         }
+    }
 
-        // 4. The body, one DATA frame at a time; the upstream's window opens as the client takes
-        // the bytes.
-        let chunked = matches!(out_framing, Out::Chunked);
+    /// Relays the response body (the head waits in `out`), then its trailers to a chunked
+    /// client; returns what to do with the client connection.
+    async fn relay_body(
+        &mut self,
+        ex: &Exchange<'_>,
+        mut up_body: RecvStream,
+        head: ClientHead,
+    ) -> Next {
+        let (x, c) = (&mut *self.x, &mut *self.conn);
+        let t = c.config.timeouts;
+        let chunked = matches!(head.framing, Out::Chunked);
         let mut sent: u64 = 0;
         loop {
             let next = monoio::time::timeout(t.upstream_body, up_body.data()).await;
@@ -308,7 +349,7 @@ impl<C: ClientStream> Leg<'_, '_, C> {
                     }
                     let _ = up_body.flow_control().release_capacity(n);
                     if c.write_out_to_client(x).await.is_err() {
-                        return Ok(Next::Abort);
+                        return Next::Abort;
                     }
                 }
                 Ok(None) => break,
@@ -316,21 +357,21 @@ impl<C: ClientStream> Leg<'_, '_, C> {
                 // body for a whole one.
                 Ok(Some(Err(_))) => {
                     c.body_failed(x, ex, Fault::UpstreamClosed);
-                    return Ok(Next::Abort);
+                    return Next::Abort;
                 }
                 Err(_) => {
                     c.body_failed(x, ex, Fault::UpstreamTimeout);
-                    return Ok(Next::Abort);
+                    return Next::Abort;
                 }
             }
         }
-        if length.is_some_and(|l| l != sent) {
+        if head.length.is_some_and(|l| l != sent) {
             c.body_failed(x, ex, Fault::UpstreamProtocol);
-            return Ok(Next::Abort);
+            return Next::Abort;
         }
         // An empty body (END_STREAM on the upstream's HEADERS): the head is still waiting.
         if !chunked && !c.out.is_empty() && c.write_out_to_client(x).await.is_err() {
-            return Ok(Next::Abort);
+            return Next::Abort;
         }
         if chunked {
             c.out.extend_from_slice(LAST_CHUNK);
@@ -341,13 +382,30 @@ impl<C: ClientStream> Leg<'_, '_, C> {
             }
             c.out.extend_from_slice(b"\r\n");
             if c.write_out_to_client(x).await.is_err() {
-                return Ok(Next::Abort);
+                return Next::Abort;
             }
         }
-        if matches!(out_framing, Out::UntilClose) || close {
-            Ok(Next::Close)
+        if matches!(head.framing, Out::UntilClose) || head.close {
+            Next::Close
         } else {
-            Ok(Next::KeepAlive)
+            Next::KeepAlive
         }
     }
+}
+
+/// Framing of the response toward the client.
+enum Out {
+    None,
+    Length,
+    Chunked,
+    UntilClose,
+}
+
+/// How the response goes to the client, decided with its head.
+struct ClientHead {
+    framing: Out,
+    /// The upstream's Content-Length (the body relayed must match it).
+    length: Option<u64>,
+    /// The client connection closes after this response.
+    close: bool,
 }

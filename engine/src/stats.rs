@@ -8,6 +8,7 @@
 //! Must not: be written from any thread but the owner, or be read on the hot path.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 
@@ -260,13 +261,17 @@ pub struct CoreStats {
     /// The CPU this core's thread is pinned to.
     pub cpu: usize,
     driver: AtomicU8,
-    pub totals: CoreCounters,
-    pub listeners: Box<[ListenerCounters]>,
-    pub clusters: Box<[ClusterCounters]>,
-    pub endpoints: Box<[Box<[EndpointCounters]>]>,
+    // Each object's block is its own allocation (`Arc`), so that a configuration reload can
+    // build the next `CoreStats` around the same blocks for the objects that still exist
+    // ([`CoreStats::carry_over`]): connections of the old and the new configuration count into
+    // one block (same core, so still one writer), and no counter resets.
+    pub totals: Arc<CoreCounters>,
+    pub listeners: Box<[Arc<ListenerCounters>]>,
+    pub clusters: Box<[Arc<ClusterCounters>]>,
+    pub endpoints: Box<[Box<[Arc<EndpointCounters>]>]>,
     /// See [`RouteSlots`].
-    pub routes: Box<[RouteCounters]>,
-    pub cluster_http: Box<[ClusterHttpCounters]>,
+    pub routes: Box<[Arc<RouteCounters>]>,
+    pub cluster_http: Box<[Arc<ClusterHttpCounters>]>,
 }
 
 /// The flat numbering of per-route statistics: for each HTTP listener, one slot per route and
@@ -321,7 +326,7 @@ impl CoreStats {
             index,
             cpu,
             driver: AtomicU8::new(DriverKind::Starting as u8),
-            totals: CoreCounters::default(),
+            totals: Arc::default(),
             listeners: config
                 .listeners
                 .iter()
@@ -339,6 +344,81 @@ impl CoreStats {
                 .map(|_| Default::default())
                 .collect(),
             cluster_http: config.clusters.iter().map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// The counters of this core for `new`, a reloaded configuration: every listener, cluster,
+    /// endpoint and route that exists in `old` too (by name; endpoints by cluster name and
+    /// address; routes by listener and route name) keeps its block, so its counts go on; new
+    /// objects start at zero; removed ones are left out (and disappear from /metrics).
+    pub fn carry_over(&self, old: &Config, new: &Config) -> CoreStats {
+        fn keep<T: Default>(blocks: &[Arc<T>], at: Option<usize>) -> Arc<T> {
+            at.and_then(|i| blocks.get(i)).cloned().unwrap_or_default()
+        }
+        let listener_at = |name: &str| old.listeners.iter().position(|l| l.name == name);
+        let cluster_at = |name: &str| old.clusters.iter().position(|c| c.name == name);
+        let old_slots = RouteSlots::new(old);
+        let route_at = |(l, r): (usize, Option<usize>)| {
+            let listener = &new.listeners[l];
+            let ol = listener_at(&listener.name)?;
+            let old_http = old.listeners[ol].http.as_ref()?;
+            let route = match (r, &listener.http) {
+                (Some(r), Some(http)) => Some(
+                    old_http
+                        .routes
+                        .iter()
+                        .position(|o| o.name == http.routes[r].name)?,
+                ),
+                _ => None,
+            };
+            Some(old_slots.slot(old, ol, route))
+        };
+        CoreStats {
+            index: self.index,
+            cpu: self.cpu,
+            driver: AtomicU8::new(self.driver.load(Relaxed)),
+            totals: self.totals.clone(),
+            listeners: new
+                .listeners
+                .iter()
+                .map(|l| keep(&self.listeners, listener_at(&l.name)))
+                .collect(),
+            clusters: new
+                .clusters
+                .iter()
+                .map(|c| keep(&self.clusters, cluster_at(&c.name)))
+                .collect(),
+            endpoints: new
+                .clusters
+                .iter()
+                .map(|c| {
+                    let oc = cluster_at(&c.name);
+                    c.endpoints
+                        .iter()
+                        .map(|e| {
+                            let at = oc.and_then(|oc| {
+                                old.clusters[oc]
+                                    .endpoints
+                                    .iter()
+                                    .position(|o| o.address == e.address)
+                                    .map(|oe| (oc, oe))
+                            });
+                            at.and_then(|(oc, oe)| self.endpoints.get(oc)?.get(oe).cloned())
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                })
+                .collect(),
+            routes: RouteSlots::new(new)
+                .slots
+                .iter()
+                .map(|&slot| keep(&self.routes, route_at(slot)))
+                .collect(),
+            cluster_http: new
+                .clusters
+                .iter()
+                .map(|c| keep(&self.cluster_http, cluster_at(&c.name)))
+                .collect(),
         }
     }
 
@@ -436,6 +516,60 @@ pub fn jain_index(counts: &[u64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reload keeps the blocks of what still exists (by name), drops the rest, and starts
+    /// new objects at zero; both configurations' connections then count into the same blocks.
+    #[test]
+    fn a_reload_carries_counters_over_by_name() {
+        use crate::config::{test_support, EndpointConfig, ListenerProtocol};
+        let mut old =
+            test_support::one_listener(ListenerProtocol::Http, "127.0.0.1:1", "127.0.0.1:9");
+        let mut second = old.clusters[0].clone();
+        second.name = "gone".into();
+        old.clusters.push(second);
+        let stats = CoreStats::new(0, 0, &old);
+        stats.totals.accepted.add(7);
+        stats.listeners[0].accepted.add(5);
+        stats.clusters[0].connections.add(3);
+        stats.clusters[1].connections.add(99);
+        stats.endpoints[0][0].connections.add(2);
+        stats.routes[0].requests.add(4); // route "default"
+        stats.routes[1].requests.add(1); // unrouted
+        stats.cluster_http[0].requests.add(6);
+
+        let mut new = old.clone();
+        new.clusters.truncate(1);
+        new.clusters[0].endpoints.insert(
+            0,
+            EndpointConfig {
+                address: "127.0.0.1:8".parse().expect("addr"),
+                weight: 1,
+            },
+        );
+        let mut added = new.clusters[0].clone();
+        added.name = "added".into();
+        new.clusters.push(added);
+        let next = stats.carry_over(&old, &new);
+        assert_eq!(next.totals.accepted.get(), 7);
+        assert_eq!(next.listeners[0].accepted.get(), 5);
+        assert_eq!(next.clusters.len(), 2);
+        assert_eq!(next.clusters[0].connections.get(), 3, "kept by name");
+        assert_eq!(
+            next.clusters[1].connections.get(),
+            0,
+            "a new cluster starts at zero"
+        );
+        assert_eq!(next.endpoints[0][0].connections.get(), 0, "a new endpoint");
+        assert_eq!(next.endpoints[0][1].connections.get(), 2, "kept by address");
+        assert_eq!(next.routes[0].requests.get(), 4);
+        assert_eq!(next.routes[1].requests.get(), 1);
+        assert_eq!(next.cluster_http[0].requests.get(), 6);
+        // The same blocks: the old configuration's connections still count where the new
+        // configuration's do.
+        stats.clusters[0].connections.inc();
+        assert_eq!(next.clusters[0].connections.get(), 4);
+        assert!(Arc::ptr_eq(&stats.routes[0], &next.routes[0]));
+    }
 
     #[test]
     fn counters_add_and_gauges_move_both_ways() {

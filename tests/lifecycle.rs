@@ -266,3 +266,58 @@ fn port_zero_listeners_share_one_port_across_cores() {
         assert_eq!(round_trip(addr, data.clone()).unwrap(), *data);
     }
 }
+
+/// With `NOTIFY_SOCKET` set (a systemd `Type=notify` unit), the service manager hears
+/// `READY=1` once every core accepts, `RELOADING=1` with `MONOTONIC_USEC` and then `READY=1`
+/// around a SIGHUP reload, and `STOPPING=1` when the drain begins.
+#[test]
+fn sd_notify_messages_reach_the_notify_socket() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("strait-notify-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&path);
+    let socket = UnixDatagram::bind(&path).expect("notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let origin = Origin::echo();
+    let listen = free_addr();
+    let admin = free_addr();
+    let mut proxy = Proxy::spawn(
+        &args(&[
+            "run",
+            "--listen",
+            &listen.to_string(),
+            "--admin",
+            &admin.to_string(),
+            "--upstream",
+            &origin.addr.to_string(),
+        ]),
+        Some(&format!("export NOTIFY_SOCKET='{}'", path.display())),
+        listen,
+        admin,
+    );
+    let ready = next();
+    assert!(ready.starts_with("READY=1\nMAINPID="), "{ready:?}");
+
+    proxy.signal(libc::SIGHUP);
+    let reloading = next();
+    let usec: u64 = reloading
+        .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{reloading:?}"));
+    assert!(usec > 0);
+    assert_eq!(next(), "READY=1");
+
+    proxy.signal(libc::SIGTERM);
+    assert_eq!(next(), "STOPPING=1");
+    let status = proxy.wait_exit(Duration::from_secs(8));
+    assert!(status.success(), "{status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,6 +18,7 @@ mod layers;
 pub mod listener;
 mod log_limit;
 pub mod metrics;
+mod notify;
 pub mod server;
 mod shared;
 pub mod stats;

@@ -97,6 +97,7 @@ impl DrainHandle {
         if self.shared.draining.swap(true, Ordering::SeqCst) {
             return false;
         }
+        crate::notify::notify("STOPPING=1");
         info!(
             timeout_ms = self.shared.config.runtime.drain_timeout.as_millis() as u64,
             "drain started"
@@ -253,6 +254,7 @@ impl Server {
         if let Some(a) = &server.admin {
             info!(address = %a.address(), "admin listening");
         }
+        crate::notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
         Ok(server)
     }
 

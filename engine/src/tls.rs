@@ -324,8 +324,19 @@ fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
 }
 
 /// Reloads every TLS listener from its files; all or nothing. Cores swap atomically per
-/// listener; handshakes in flight keep their configuration.
+/// listener; handshakes in flight keep their configuration. The service manager is told
+/// (`RELOADING=1`, then `READY=1`), whatever the outcome.
 pub(crate) fn reload(
+    tls: &std::sync::Mutex<ListenerTls>,
+    shared: &crate::shared::Shared,
+) -> Result<usize, String> {
+    crate::notify::reloading();
+    let result = reload_listeners(tls, shared);
+    crate::notify::notify("READY=1");
+    result
+}
+
+fn reload_listeners(
     tls: &std::sync::Mutex<ListenerTls>,
     shared: &crate::shared::Shared,
 ) -> Result<usize, String> {

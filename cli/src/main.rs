@@ -84,7 +84,7 @@ struct DemoArgs {
 }
 
 /// Flags that override the file (or quick-form) values.
-#[derive(Args, Default)]
+#[derive(Args, Default, Clone)]
 pub struct Overrides {
     /// CPU cores to run on, one pinned runtime each: e.g. "0-3,6" or "all" [default: all].
     #[arg(long, value_name = "LIST")]
@@ -193,7 +193,17 @@ fn main() -> ExitCode {
                 eprintln!("strait run: {e}");
                 return ExitCode::from(2);
             }
-            run(config, None)
+            // SIGHUP reloads the same file with the same overrides.
+            let source: Option<strait::signals::ConfigSource> = args.config.clone().map(|path| {
+                let overrides = args.overrides.clone();
+                Box::new(move || {
+                    let mut c = config_file::load_file(&path)
+                        .map_err(|d| d.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+                    overrides.apply(&mut c).map_err(|e| vec![e])?;
+                    Ok(c)
+                }) as strait::signals::ConfigSource
+            });
+            run(config, None, source)
         }
         Command::Demo(args) => {
             // Dropped when the demo ends: removes the certificate files.
@@ -213,12 +223,16 @@ fn main() -> ExitCode {
                 eprintln!("strait demo: {e}");
                 return ExitCode::from(2);
             }
-            run(config, Some(&demo))
+            run(config, Some(&demo), None)
         }
     }
 }
 
-fn run(config: Config, demo: Option<&demo::Demo>) -> ExitCode {
+fn run(
+    config: Config,
+    demo: Option<&demo::Demo>,
+    source: Option<strait::signals::ConfigSource>,
+) -> ExitCode {
     strait::logging::init(&config.log);
     let server = match Server::start(config) {
         Ok(s) => s,
@@ -239,7 +253,9 @@ fn run(config: Config, demo: Option<&demo::Demo>) -> ExitCode {
     if let Some(d) = demo {
         demo::print_banner(&server, d);
     }
-    if let Err(e) = strait::signals::handle_signals(server.drain_handle(), server.reload_handle()) {
+    if let Err(e) =
+        strait::signals::handle_signals(server.drain_handle(), server.reload_handle(), source)
+    {
         tracing::error!(error = %e, "cannot install signal handlers");
         return ExitCode::from(EXIT_START);
     }

@@ -1,5 +1,5 @@
-//! Signals: the first SIGTERM/SIGINT drains, a second one exits at once; SIGHUP reloads the TLS
-//! certificates from their files.
+//! Signals: the first SIGTERM/SIGINT drains, a second one exits at once; SIGHUP reloads the
+//! configuration file (when Strait runs from one) and the TLS certificates from their files.
 //!
 //! Owns: a dedicated thread that waits for signals (no async-signal-unsafe work in a handler).
 //! Must not: touch the data path; it only calls `DrainHandle::drain` and
@@ -11,13 +11,31 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use strait_engine::{DrainHandle, ReloadHandle};
 
-pub fn handle_signals(drain: DrainHandle, reload: ReloadHandle) -> io::Result<()> {
+/// Loads the configuration again (the file given with `--config`, with the command line's
+/// overrides), for SIGHUP.
+pub type ConfigSource = Box<dyn Fn() -> Result<strait_engine::config::Config, Vec<String>> + Send>;
+
+pub fn handle_signals(
+    drain: DrainHandle,
+    reload: ReloadHandle,
+    source: Option<ConfigSource>,
+) -> io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     std::thread::Builder::new()
         .name("strait-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
+                    if let Some(load) = &source {
+                        match reload.reload_with(load) {
+                            Ok(version) => tracing::info!(version, "SIGHUP: configuration reloaded"),
+                            Err(problems) => {
+                                for p in &problems {
+                                    tracing::error!(error = %p, "SIGHUP: configuration not reloaded");
+                                }
+                            }
+                        }
+                    }
                     match reload.reload_certificates() {
                         Ok(n) => tracing::info!(listeners = n, "SIGHUP: certificates reloaded"),
                         Err(e) => tracing::error!(error = %e,

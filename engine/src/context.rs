@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,18 +30,24 @@ const PIPE_POOL_IDLE: usize = 256;
 const BUFFER_POOL_IDLE: usize = 64;
 
 pub(crate) struct CoreContext {
+    /// The configuration version this context was built from (0 at start; grows by one per
+    /// reload). A reload builds the next context ([`CoreContext::next`]); connections keep the
+    /// context they started with, new ones take the core's current one.
+    pub version: u64,
     pub config: Arc<Config>,
     pub stats: Arc<CoreStats>,
     pub histograms: RefCell<CoreHistograms>,
     /// One balancer per cluster, private to this core.
     pub balancers: Vec<RefCell<ClusterBalancer>>,
-    pub relay: RelayCore,
+    /// Per core, shared by every configuration version of this core.
+    pub relay: Rc<RelayCore>,
     /// Per listener.
     pub relay_options: Vec<RelayOptions>,
-    pub active: Cell<u32>,
-    pub draining: Cell<bool>,
-    /// Sockets of open connections, so the drain deadline can abort them with RST.
-    pub open_sockets: RefCell<OpenSockets>,
+    /// Open connections of this core, whatever configuration version they run on.
+    pub active: Rc<Cell<u32>>,
+    pub draining: Rc<Cell<bool>>,
+    /// Sockets of open connections (every version's), so the drain deadline can abort them.
+    pub open_sockets: Rc<RefCell<OpenSockets>>,
     /// Per cluster: throttles "upstream connect failed" warnings.
     pub connect_warnings: Vec<LogLimit>,
     /// HTTP listeners' routes, upstream pools and access log.
@@ -158,25 +165,11 @@ impl CoreContext {
         stats: Arc<CoreStats>,
         access_log: Option<CoreAccessLog>,
     ) -> CoreContext {
-        let index = stats.index;
         let rt = &config.runtime;
-        let transfer = match rt.relay {
-            RelayMode::Splice => Transfer::Splice,
-            RelayMode::Copy => Transfer::Copy,
-        };
         CoreContext {
             histograms: RefCell::new(CoreHistograms::new(&config)),
-            balancers: config
-                .clusters
-                .iter()
-                .map(|c| {
-                    let weights: Vec<u32> = c.endpoints.iter().map(|e| e.weight).collect();
-                    RefCell::new(ClusterBalancer::RoundRobin(WeightedRoundRobin::new(
-                        &weights, index,
-                    )))
-                })
-                .collect(),
-            relay: RelayCore {
+            balancers: balancers(&config, stats.index),
+            relay: Rc::new(RelayCore {
                 pipes: PipePool::new(rt.relay_buffer_size as usize, PIPE_POOL_IDLE),
                 buffers: BufferPool::new(rt.relay_buffer_size as usize, BUFFER_POOL_IDLE),
                 idle: IdleTimers::new(IdleTimers::tick_for(
@@ -189,29 +182,63 @@ impl CoreContext {
                         .min()
                         .unwrap_or(Duration::from_secs(1)),
                 )),
-            },
-            relay_options: config
-                .listeners
-                .iter()
-                .map(|l| RelayOptions {
-                    transfer,
-                    idle_timeout: l.idle_timeout,
-                })
-                .collect(),
-            active: Cell::new(0),
-            draining: Cell::new(false),
-            open_sockets: RefCell::new(OpenSockets::default()),
+            }),
+            relay_options: relay_options(&config),
+            active: Rc::default(),
+            draining: Rc::default(),
+            open_sockets: Rc::default(),
             connect_warnings: config
                 .clusters
                 .iter()
                 .map(|_| LogLimit::per_second())
                 .collect(),
             http: HttpCore::new(&config, &stats, access_log),
+            version: 0,
             tls: RefCell::new(vec![None; config.listeners.len()]),
             upstream_tls: RefCell::new(vec![None; config.clusters.len()]),
             config,
             stats,
         }
+    }
+
+    /// The context of the next configuration version on this core: the per-core parts (open
+    /// connections, the drain flag, the open-socket slab, relay pools) are shared with this one;
+    /// what depends on the configuration is built from `config`, carrying over by name what
+    /// still exists: counters (`stats`, built by [`CoreStats::carry_over`]), histograms, idle
+    /// upstream connections, the access log and request ids. Listeners are the same (the
+    /// reload refused any other change), so their TLS copies carry over by position.
+    pub fn next(
+        &self,
+        config: Arc<Config>,
+        stats: Arc<CoreStats>,
+        version: u64,
+        upstream_tls: &[(usize, Arc<rustls::ClientConfig>)],
+    ) -> CoreContext {
+        let histograms = self.histograms.borrow().carry_over(&self.config, &config);
+        let next = CoreContext {
+            version,
+            histograms: RefCell::new(histograms),
+            balancers: balancers(&config, stats.index),
+            relay: self.relay.clone(),
+            relay_options: relay_options(&config),
+            active: self.active.clone(),
+            draining: self.draining.clone(),
+            open_sockets: self.open_sockets.clone(),
+            connect_warnings: config
+                .clusters
+                .iter()
+                .map(|_| LogLimit::per_second())
+                .collect(),
+            http: self.http.next(&self.config, &config, &stats),
+            tls: RefCell::new(self.tls.borrow().clone()),
+            upstream_tls: RefCell::new(vec![None; config.clusters.len()]),
+            config,
+            stats,
+        };
+        for (cluster, shared) in upstream_tls {
+            next.set_upstream_tls(*cluster, shared);
+        }
+        next
     }
 
     /// The TLS configuration for a new handshake on `listener`.
@@ -238,6 +265,36 @@ impl CoreContext {
             *slot = Some(Arc::new(shared.clone()));
         }
     }
+}
+
+/// One balancer per cluster, its start rotated by the core's index.
+fn balancers(config: &Config, core: usize) -> Vec<RefCell<ClusterBalancer>> {
+    config
+        .clusters
+        .iter()
+        .map(|c| {
+            let weights: Vec<u32> = c.endpoints.iter().map(|e| e.weight).collect();
+            RefCell::new(ClusterBalancer::RoundRobin(WeightedRoundRobin::new(
+                &weights, core,
+            )))
+        })
+        .collect()
+}
+
+/// Per listener: how its TCP relays copy and when they idle out.
+fn relay_options(config: &Config) -> Vec<RelayOptions> {
+    let transfer = match config.runtime.relay {
+        RelayMode::Splice => Transfer::Splice,
+        RelayMode::Copy => Transfer::Copy,
+    };
+    config
+        .listeners
+        .iter()
+        .map(|l| RelayOptions {
+            transfer,
+            idle_timeout: l.idle_timeout,
+        })
+        .collect()
 }
 
 #[cfg(test)]

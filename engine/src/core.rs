@@ -5,6 +5,7 @@
 //! Must not: block the thread, take locks, or talk to other cores — only the control channel
 //! crosses the thread boundary, and only for rare messages.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -25,13 +26,27 @@ use crate::stats::{CoreHistograms, Detected};
 use crate::tcp_proxy;
 use crate::udp_proxy;
 
-fn apply_control(ctx: &CoreContext, msg: Control) {
+/// The core's current configuration version: new connections take it (one `Rc` clone per
+/// accepted connection); open ones keep the version they started with.
+type Current = Rc<RefCell<Rc<CoreContext>>>;
+
+fn apply_control(current: &Current, msg: Control) {
+    let ctx = current.borrow().clone();
     match msg {
-        Control::Histograms(reply) => answer_histograms(ctx, reply),
+        Control::Histograms(reply) => answer_histograms(&ctx, reply),
         Control::Tls(configs) => {
             for (listener, config) in configs {
                 ctx.set_tls(listener, &config);
             }
+        }
+        Control::Reload(r) => {
+            let next = ctx.next(r.config, r.stats, r.version, &r.upstream_tls);
+            info!(
+                core = ctx.stats.index,
+                version = r.version,
+                "configuration reloaded"
+            );
+            *current.borrow_mut() = Rc::new(next);
         }
         Control::Drain => {}
     }
@@ -48,9 +63,9 @@ pub(crate) async fn run(
         let ctx = ctx.clone();
         drop(monoio::spawn(async move { ctx.relay.idle.run().await }));
     }
+    let current: Current = Rc::new(RefCell::new(ctx.clone()));
     if ctx.http.is_active() {
-        let ctx = ctx.clone();
-        drop(monoio::spawn(http_housekeeping(ctx)));
+        drop(monoio::spawn(http_housekeeping(current.clone())));
     }
     let canceller = Canceller::new();
     let mut accept_tasks = Vec::with_capacity(listeners.len());
@@ -58,7 +73,7 @@ pub(crate) async fn run(
         let registered = match socket {
             BoundSocket::Tcp(s) => TcpListener::from_std(s).map(|listener| {
                 accept_tasks.push(monoio::spawn(accept_loop(
-                    ctx.clone(),
+                    current.clone(),
                     index,
                     listener,
                     canceller.handle(),
@@ -85,10 +100,13 @@ pub(crate) async fn run(
     loop {
         match control.recv_async().await {
             Ok(Control::Drain) | Err(_) => break,
-            Ok(msg) => apply_control(&ctx, msg),
+            Ok(msg) => apply_control(&current, msg),
         }
     }
 
+    // The drain works on the current version; older ones share the connection count, the
+    // open-socket slab and the drain flag with it.
+    let ctx = current.borrow().clone();
     ctx.draining.set(true);
     // Cancel in-flight accepts and drop the sockets before anything else: an accept left in the
     // ring would keep the port alive after exit and reset connections meant for a new process.
@@ -111,7 +129,7 @@ pub(crate) async fn run(
         monoio::select! {
             msg = control.recv_async() => {
                 if let Ok(msg) = msg {
-                    apply_control(&ctx, msg);
+                    apply_control(&current, msg);
                 } else {
                     // The server is gone; nobody will ask again. Keep draining on the timer.
                     monoio::time::sleep(Duration::from_millis(20)).await;
@@ -130,19 +148,23 @@ pub(crate) async fn run(
     } else {
         info!(core = ctx.stats.index, "drained");
     }
-    if let Some(log) = ctx.http.access_log.borrow_mut().as_mut() {
+    let log = ctx.http.access_log.clone();
+    let mut log = log.borrow_mut();
+    if let Some(log) = log.as_mut() {
         log.flush();
     }
 }
 
 /// Per core, while HTTP listeners exist: hands the access log buffer to its writer thread and
 /// closes upstream connections that idled in the pools past their timeout.
-async fn http_housekeeping(ctx: Rc<CoreContext>) {
-    let sweep_every = Pools::sweep_period(&ctx.config);
+async fn http_housekeeping(current: Current) {
     let mut last_sweep = Instant::now();
     let mut dropped = 0;
     loop {
         monoio::time::sleep(http::ACCESS_LOG_FLUSH).await;
+        // The current version: its pools are the ones new requests use.
+        let ctx = current.borrow().clone();
+        let sweep_every = Pools::sweep_period(&ctx.config);
         if let Some(log) = ctx.http.access_log.borrow_mut().as_mut() {
             log.flush();
             let now_dropped = log.dropped_lines();
@@ -160,10 +182,10 @@ async fn http_housekeeping(ctx: Rc<CoreContext>) {
     }
 }
 
-fn answer_histograms(ctx: &CoreContext, reply: flume::Sender<CoreHistograms>) {
+fn answer_histograms(ctx: &CoreContext, reply: flume::Sender<(u64, CoreHistograms)>) {
     let copy = ctx.histograms.borrow().clone();
     // The asker may have given up (timeout); that is fine.
-    let _ = reply.send(copy);
+    let _ = reply.send((ctx.version, copy));
 }
 
 #[derive(Clone, Copy)]
@@ -174,11 +196,14 @@ enum Entry {
 }
 
 async fn accept_loop(
-    ctx: Rc<CoreContext>,
+    current: Current,
     listener_index: usize,
     listener: TcpListener,
     cancel: CancelHandle,
 ) {
+    // The per-core parts (the connection count, the drain flag) and the listener itself are the
+    // same in every configuration version (a reload does not change listeners).
+    let ctx = current.borrow().clone();
     let name = &ctx.config.listeners[listener_index].name;
     let l = &ctx.config.listeners[listener_index];
     // Sniffing and TLS need the entry phase; plain HTTP and TCP go straight to their handler.
@@ -197,6 +222,7 @@ async fn accept_loop(
     // the backlog drain below does the same.
     let nonblocking = monoio::utils::is_legacy();
     let start = |stream: TcpStream, peer: SocketAddr| {
+        let ctx = current.borrow().clone();
         // An accept that completed as the drain began still belongs to a client who connected
         // before it: serve it.
         if ctx.active.get() >= max {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::control::Control;
-use crate::shared::Shared;
+use crate::shared::{Published, Shared};
 use crate::stats::CoreHistograms;
 
 /// Sums one counter over every core.
@@ -32,8 +32,8 @@ const HISTOGRAM_WAIT: Duration = Duration::from_millis(500);
 
 /// Asks every core for a copy of its histograms and merges them. A core that does not answer in
 /// time (busy, or already stopped) is left out and counted in the second value.
-pub fn collect_histograms(shared: &Shared) -> (CoreHistograms, usize) {
-    let mut merged = CoreHistograms::new(&shared.config);
+pub fn collect_histograms(shared: &Shared, published: &Published) -> (CoreHistograms, usize) {
+    let mut merged = CoreHistograms::new(&published.config);
     let mut pending = Vec::with_capacity(shared.controls.len());
     for c in &shared.controls {
         let (tx, rx) = flume::bounded(1);
@@ -44,8 +44,9 @@ pub fn collect_histograms(shared: &Shared) -> (CoreHistograms, usize) {
     let mut missing = shared.controls.len() - pending.len();
     for rx in pending {
         match rx.recv_timeout(HISTOGRAM_WAIT) {
-            Ok(h) => merged.merge(&h),
-            Err(_) => missing += 1,
+            // A core that already switched to another version answers in its layout.
+            Ok((version, h)) if version == published.version => merged.merge(&h),
+            Ok(_) | Err(_) => missing += 1,
         }
     }
     (merged, missing)

@@ -8,10 +8,9 @@
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use tracing::{info, warn};
@@ -23,7 +22,7 @@ use crate::control::{self, Control};
 use crate::core as core_rt;
 use crate::http::access_log::{AccessLog, CoreAccessLog};
 use crate::listener;
-pub use crate::shared::Shared;
+pub use crate::shared::{Published, Shared};
 use crate::stats::{CoreStats, DriverKind};
 
 #[derive(Debug)]
@@ -79,9 +78,124 @@ pub struct DrainHandle {
 pub struct ReloadHandle {
     tls: Arc<std::sync::Mutex<crate::tls::ListenerTls>>,
     shared: Arc<Shared>,
+    /// Held while a configuration reload is applied: reloads are serialised.
+    reloading: Arc<std::sync::Mutex<()>>,
+}
+
+/// A reload keeps the listeners: same names, addresses, protocols, sniffing and TLS, in the same
+/// order (their sockets and accept loops stay; HTTP routes, limits and timeouts, the cluster of a
+/// TCP listener and idle timeouts may change).
+fn listeners_unchanged(old: &Config, new: &Config) -> Result<(), Vec<String>> {
+    let key = |l: &crate::config::ListenerConfig| {
+        (
+            l.name.clone(),
+            l.address,
+            l.protocol,
+            l.sniff,
+            l.tls.clone(),
+            l.http.is_some(),
+            l.backlog,
+        )
+    };
+    let before: Vec<_> = old.listeners.iter().map(key).collect();
+    let after: Vec<_> = new.listeners.iter().map(key).collect();
+    if before == after {
+        return Ok(());
+    }
+    let names = |c: &Config| {
+        c.listeners
+            .iter()
+            .map(|l| format!("{} ({} {})", l.name, l.protocol.as_str(), l.address))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(vec![format!(
+        "listeners cannot change by reload yet (restart to add, remove or change one): running [{}], reloaded file has [{}]",
+        names(old),
+        names(new)
+    )])
 }
 
 impl ReloadHandle {
+    /// Applies a new configuration, validated and loaded off the cores (the CLI loads files with
+    /// the same loader as `strait check`): every core switches to it for new connections;
+    /// connections already open finish on the version they started with; counters, histograms
+    /// and idle upstream connections of listeners, routes, clusters and endpoints that still
+    /// exist carry over by name. An invalid configuration changes nothing: the problems are
+    /// returned (and logged by the caller) and counted. Reloads are serialised. Listeners
+    /// cannot change by reload yet (their sockets and accept loops stay): such a reload is
+    /// refused with the listener named. Returns the new version.
+    pub fn reload_config(&self, config: Config) -> Result<u64, Vec<String>> {
+        self.reload_with(|| Ok(config))
+    }
+
+    /// [`reload_config`](Self::reload_config) with the configuration loaded by `load` (a file
+    /// read by the CLI's loader), inside the reload's serialisation: a file that does not load
+    /// is a failed reload like any other (counted, nothing changed).
+    pub fn reload_with(
+        &self,
+        load: impl FnOnce() -> Result<Config, Vec<String>>,
+    ) -> Result<u64, Vec<String>> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        crate::notify::reloading();
+        let result = load().and_then(|config| self.apply(config));
+        crate::notify::notify("READY=1");
+        let shared = &self.shared;
+        match &result {
+            Ok(version) => {
+                shared.reloads_succeeded.fetch_add(1, Ordering::Relaxed);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                shared.last_reload_success.store(now, Ordering::Relaxed);
+                info!(version, "configuration reloaded");
+            }
+            Err(problems) => {
+                shared.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                warn!(errors = problems.len(), first = %problems.first().map_or("", String::as_str),
+                    "configuration not reloaded; the running one stays");
+            }
+        }
+        result
+    }
+
+    fn apply(&self, config: Config) -> Result<u64, Vec<String>> {
+        config
+            .validate()
+            .map_err(|issues| issues.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        let current = self.shared.published();
+        listeners_unchanged(&current.config, &config)?;
+        let mut upstream_tls = Vec::new();
+        for (i, c) in config.clusters.iter().enumerate() {
+            let Some(t) = &c.http.tls else { continue };
+            let built = crate::tls::client_config(t, c.http.protocol)
+                .map_err(|e| vec![format!("cluster {:?}: TLS: {e}", c.name)])?;
+            upstream_tls.push((i, Arc::new(built)));
+        }
+        let config = Arc::new(config);
+        let version = current.version + 1;
+        let cores: Vec<Arc<CoreStats>> = current
+            .cores
+            .iter()
+            .map(|c| Arc::new(c.carry_over(&current.config, &config)))
+            .collect();
+        for (control, stats) in self.shared.controls.iter().zip(&cores) {
+            let _ = control.send(Control::Reload(Box::new(control::Reload {
+                config: config.clone(),
+                stats: stats.clone(),
+                version,
+                upstream_tls: upstream_tls.clone(),
+            })));
+        }
+        self.shared.publish(Published {
+            config,
+            cores,
+            version,
+            listener_addresses: current.listener_addresses.clone(),
+        });
+        Ok(version)
+    }
+
     /// Reloads every TLS listener's certificates and hands them to the cores (handshakes in
     /// flight are unaffected). All or nothing: on error nothing changes, and the error names
     /// the listener and the file. Returns how many listeners were reloaded.
@@ -99,7 +213,13 @@ impl DrainHandle {
         }
         crate::notify::notify("STOPPING=1");
         info!(
-            timeout_ms = self.shared.config.runtime.drain_timeout.as_millis() as u64,
+            timeout_ms = self
+                .shared
+                .published()
+                .config
+                .runtime
+                .drain_timeout
+                .as_millis() as u64,
             "drain started"
         );
         for c in &self.shared.controls {
@@ -117,6 +237,7 @@ pub struct Server {
     /// Control plane only (reloads); cores hold their own copies.
     tls: Arc<std::sync::Mutex<crate::tls::ListenerTls>>,
     watcher: Option<crate::tls::CertificateWatcher>,
+    reloading: Arc<std::sync::Mutex<()>>,
 }
 
 impl Server {
@@ -163,14 +284,12 @@ impl Server {
             controls.push(tx);
             receivers.push(rx);
         }
-        let shared = Arc::new(Shared {
-            config: config.clone(),
-            cores: cores.clone(),
+        let shared = Arc::new(Shared::new(
+            config.clone(),
+            cores.clone(),
             controls,
-            draining: AtomicBool::new(false),
-            started: Instant::now(),
             listener_addresses,
-        });
+        ));
 
         // Bind the admin socket before starting cores so a bad admin address fails start-up.
         let admin = match &config.admin {
@@ -229,20 +348,19 @@ impl Server {
             access_log,
             tls,
             watcher,
+            reloading: Arc::default(),
         };
         if let Some(e) = failure {
             server.drain();
             server.wait();
             return Err(e);
         }
-        for (l, addr) in server
-            .shared
-            .config
+        for (l, addr) in config
             .listeners
             .iter()
             .zip(&server.shared.listener_addresses)
         {
-            let clusters = &server.shared.config.clusters;
+            let clusters = &config.clusters;
             let target = match (l.cluster, &l.http) {
                 (Some(c), _) => clusters[c].name.clone(),
                 (None, Some(http)) => format!("{} routes", http.routes.len()),
@@ -283,6 +401,7 @@ impl Server {
         ReloadHandle {
             tls: self.tls.clone(),
             shared: self.shared.clone(),
+            reloading: self.reloading.clone(),
         }
     }
 

@@ -6,8 +6,8 @@
 //! get their configuration and drain notice through their control channel).
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use crate::config::Config;
@@ -16,11 +16,69 @@ use crate::stats::CoreStats;
 
 /// State the control plane shares with the admin server (never with the data path).
 pub struct Shared {
-    pub config: Arc<Config>,
-    pub cores: Vec<Arc<CoreStats>>,
+    /// The configuration in force and the counters laid out for it; replaced whole by a reload.
+    published: RwLock<Arc<Published>>,
     pub controls: Vec<ControlSender>,
     pub draining: AtomicBool,
     pub started: Instant,
     /// Resolved listener addresses (port 0 replaced by the kernel's choice).
     pub listener_addresses: Vec<SocketAddr>,
+    /// Configuration reloads applied, and refused.
+    pub reloads_succeeded: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    /// Unix time (seconds) of the last applied reload (0: none yet).
+    pub last_reload_success: AtomicU64,
+}
+
+/// A configuration version and every core's counters for it, as the admin reads them.
+pub struct Published {
+    pub config: Arc<Config>,
+    pub cores: Vec<Arc<CoreStats>>,
+    /// 0 at start; one more per applied reload.
+    pub version: u64,
+    /// Resolved listener addresses, per listener of `config`.
+    pub listener_addresses: Vec<SocketAddr>,
+}
+
+impl Shared {
+    pub fn new(
+        config: Arc<Config>,
+        cores: Vec<Arc<CoreStats>>,
+        controls: Vec<ControlSender>,
+        listener_addresses: Vec<SocketAddr>,
+    ) -> Shared {
+        Shared {
+            published: RwLock::new(Arc::new(Published {
+                config,
+                cores,
+                version: 0,
+                listener_addresses: listener_addresses.clone(),
+            })),
+            controls,
+            draining: AtomicBool::new(false),
+            started: Instant::now(),
+            listener_addresses,
+            reloads_succeeded: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            last_reload_success: AtomicU64::new(0),
+        }
+    }
+
+    /// The configuration in force and its counters (a reader holds its copy as long as it
+    /// renders; a reload meanwhile does not disturb it).
+    pub fn published(&self) -> Arc<Published> {
+        match self.published.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the configuration in force (after the cores were sent it).
+    pub(crate) fn publish(&self, next: Published) {
+        let next = Arc::new(next);
+        match self.published.write() {
+            Ok(mut p) => *p = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
 }

@@ -320,6 +320,67 @@ impl RouteSlots {
     }
 }
 
+/// Where each object of a reloaded configuration was in the previous one (by name; endpoints by
+/// cluster name and address; route slots by listener and route name), for carrying state over.
+pub struct Carried {
+    pub listeners: Vec<Option<usize>>,
+    pub clusters: Vec<Option<usize>>,
+    /// Per new cluster, per endpoint: (old cluster, old endpoint).
+    pub endpoints: Vec<Vec<Option<(usize, usize)>>>,
+    /// Per new route slot ([`RouteSlots`]): the old slot.
+    pub routes: Vec<Option<usize>>,
+}
+
+impl Carried {
+    pub fn new(old: &Config, new: &Config) -> Carried {
+        let listener_at = |name: &str| old.listeners.iter().position(|l| l.name == name);
+        let cluster_at = |name: &str| old.clusters.iter().position(|c| c.name == name);
+        let old_slots = RouteSlots::new(old);
+        let route_at = |(l, r): (usize, Option<usize>)| {
+            let listener = &new.listeners[l];
+            let ol = listener_at(&listener.name)?;
+            let old_http = old.listeners[ol].http.as_ref()?;
+            let route = match (r, &listener.http) {
+                (Some(r), Some(http)) => Some(
+                    old_http
+                        .routes
+                        .iter()
+                        .position(|o| o.name == http.routes[r].name)?,
+                ),
+                _ => None,
+            };
+            Some(old_slots.slot(old, ol, route))
+        };
+        Carried {
+            listeners: new.listeners.iter().map(|l| listener_at(&l.name)).collect(),
+            clusters: new.clusters.iter().map(|c| cluster_at(&c.name)).collect(),
+            endpoints: new
+                .clusters
+                .iter()
+                .map(|c| {
+                    let oc = cluster_at(&c.name);
+                    c.endpoints
+                        .iter()
+                        .map(|e| {
+                            let oc = oc?;
+                            let oe = old.clusters[oc]
+                                .endpoints
+                                .iter()
+                                .position(|o| o.address == e.address)?;
+                            Some((oc, oe))
+                        })
+                        .collect()
+                })
+                .collect(),
+            routes: RouteSlots::new(new)
+                .slots
+                .iter()
+                .map(|&s| route_at(s))
+                .collect(),
+        }
+    }
+}
+
 impl CoreStats {
     pub fn new(index: usize, cpu: usize, config: &Config) -> CoreStats {
         CoreStats {
@@ -355,69 +416,39 @@ impl CoreStats {
         fn keep<T: Default>(blocks: &[Arc<T>], at: Option<usize>) -> Arc<T> {
             at.and_then(|i| blocks.get(i)).cloned().unwrap_or_default()
         }
-        let listener_at = |name: &str| old.listeners.iter().position(|l| l.name == name);
-        let cluster_at = |name: &str| old.clusters.iter().position(|c| c.name == name);
-        let old_slots = RouteSlots::new(old);
-        let route_at = |(l, r): (usize, Option<usize>)| {
-            let listener = &new.listeners[l];
-            let ol = listener_at(&listener.name)?;
-            let old_http = old.listeners[ol].http.as_ref()?;
-            let route = match (r, &listener.http) {
-                (Some(r), Some(http)) => Some(
-                    old_http
-                        .routes
-                        .iter()
-                        .position(|o| o.name == http.routes[r].name)?,
-                ),
-                _ => None,
-            };
-            Some(old_slots.slot(old, ol, route))
-        };
+        let m = Carried::new(old, new);
         CoreStats {
             index: self.index,
             cpu: self.cpu,
             driver: AtomicU8::new(self.driver.load(Relaxed)),
             totals: self.totals.clone(),
-            listeners: new
+            listeners: m
                 .listeners
                 .iter()
-                .map(|l| keep(&self.listeners, listener_at(&l.name)))
+                .map(|&at| keep(&self.listeners, at))
                 .collect(),
-            clusters: new
+            clusters: m
                 .clusters
                 .iter()
-                .map(|c| keep(&self.clusters, cluster_at(&c.name)))
+                .map(|&at| keep(&self.clusters, at))
                 .collect(),
-            endpoints: new
-                .clusters
+            endpoints: m
+                .endpoints
                 .iter()
-                .map(|c| {
-                    let oc = cluster_at(&c.name);
-                    c.endpoints
-                        .iter()
-                        .map(|e| {
-                            let at = oc.and_then(|oc| {
-                                old.clusters[oc]
-                                    .endpoints
-                                    .iter()
-                                    .position(|o| o.address == e.address)
-                                    .map(|oe| (oc, oe))
-                            });
-                            at.and_then(|(oc, oe)| self.endpoints.get(oc)?.get(oe).cloned())
+                .map(|eps| {
+                    eps.iter()
+                        .map(|at| {
+                            at.and_then(|(c, e)| self.endpoints.get(c)?.get(e).cloned())
                                 .unwrap_or_default()
                         })
                         .collect()
                 })
                 .collect(),
-            routes: RouteSlots::new(new)
-                .slots
-                .iter()
-                .map(|&slot| keep(&self.routes, route_at(slot)))
-                .collect(),
-            cluster_http: new
+            routes: m.routes.iter().map(|&at| keep(&self.routes, at)).collect(),
+            cluster_http: m
                 .clusters
                 .iter()
-                .map(|c| keep(&self.cluster_http, cluster_at(&c.name)))
+                .map(|&at| keep(&self.cluster_http, at))
                 .collect(),
         }
     }
@@ -481,6 +512,28 @@ impl CoreHistograms {
                 .iter()
                 .map(|_| histogram(REQUEST_MAX_MICROS))
                 .collect(),
+        }
+    }
+
+    /// This core's histograms for a reloaded configuration: what still exists keeps its
+    /// samples (see [`Carried`]), new objects start empty.
+    pub fn carry_over(&self, old: &Config, new: &Config) -> CoreHistograms {
+        let m = Carried::new(old, new);
+        let pick =
+            |from: &[Histogram<u64>], at: &[Option<usize>], max: u64| -> Vec<Histogram<u64>> {
+                at.iter()
+                    .map(|a| {
+                        a.and_then(|i| from.get(i))
+                            .cloned()
+                            .unwrap_or_else(|| histogram(max))
+                    })
+                    .collect()
+            };
+        CoreHistograms {
+            connect_micros: pick(&self.connect_micros, &m.clusters, CONNECT_MAX_MICROS),
+            duration_millis: pick(&self.duration_millis, &m.listeners, DURATION_MAX_MILLIS),
+            request_micros: pick(&self.request_micros, &m.routes, REQUEST_MAX_MICROS),
+            upstream_micros: pick(&self.upstream_micros, &m.clusters, REQUEST_MAX_MICROS),
         }
     }
 

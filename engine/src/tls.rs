@@ -341,7 +341,8 @@ fn reload_listeners(
     shared: &crate::shared::Shared,
 ) -> Result<usize, String> {
     let mut state = tls.lock().map_err(|_| "TLS state poisoned".to_string())?;
-    let config = &shared.config;
+    let published = shared.published();
+    let config = &published.config;
     let mut fresh = Vec::with_capacity(state.listeners.len());
     for (i, ticketer, _) in &state.listeners {
         let l = &config.listeners[*i];

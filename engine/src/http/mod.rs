@@ -20,13 +20,14 @@ pub(crate) mod tunnel;
 pub(crate) mod upstream_conn;
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use strait_protocols::http1::{Limits, RequestHead, ResponseHead};
 
 use crate::config::Config;
-use crate::stats::{CoreStats, RouteSlots};
+use crate::stats::{Carried, CoreStats, RouteSlots};
 use access_log::CoreAccessLog;
 use pipeline::Pipeline;
 use pool::Pools;
@@ -42,11 +43,13 @@ pub(crate) struct HttpCore {
     pub pools: RefCell<Pools>,
     /// Multiplexed connections to h2c clusters.
     pub h2_clients: h2::upstream::H2Clients,
-    pub access_log: RefCell<Option<CoreAccessLog>>,
+    /// Shared by every configuration version of this core (one batch buffer per core).
+    pub access_log: Rc<RefCell<Option<CoreAccessLog>>>,
     /// Whether `access_log` is set (read per request without a borrow).
     pub logging: bool,
     pub route_slots: RouteSlots,
-    request_ids: RequestIds,
+    /// Shared by every configuration version of this core, so ids never repeat.
+    request_ids: Rc<RequestIds>,
     /// Upstream and output buffers of requests in flight, lent per request: a keep-alive
     /// connection between requests holds none.
     buffers: RefCell<Vec<Vec<u8>>>,
@@ -80,33 +83,37 @@ impl HttpCore {
     ) -> HttpCore {
         let core_index = stats.index;
         HttpCore {
-            listeners: config
-                .listeners
-                .iter()
-                .map(|l| {
-                    l.http.as_ref().map(|http| HttpListenerState {
-                        table: RouteTable::compile(&http.routes),
-                        limits: Limits {
-                            max_request_line: http.limits.max_request_line,
-                            max_header_block: http.limits.max_header_size,
-                            max_headers: http.limits.max_headers,
-                            ..Limits::DEFAULT
-                        },
-                        pipeline: Pipeline::for_listener(http),
-                        routes: http
-                            .routes
-                            .iter()
-                            .map(|r| Pipeline::for_route(r, http, core_index))
-                            .collect(),
-                    })
-                })
-                .collect(),
+            listeners: listener_states(config, core_index),
             pools: RefCell::new(Pools::new(config, stats.clone())),
             h2_clients: h2::upstream::H2Clients::new(&config.clusters),
             logging: access_log.is_some(),
-            access_log: RefCell::new(access_log),
+            access_log: Rc::new(RefCell::new(access_log)),
             route_slots: RouteSlots::new(config),
-            request_ids: RequestIds::new(core_index),
+            request_ids: Rc::new(RequestIds::new(core_index)),
+            buffers: RefCell::new(Vec::new()),
+            request_heads: RefCell::new(Vec::new()),
+            response_heads: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The HTTP state of the next configuration version on this core: routes and policies
+    /// compiled anew; idle upstream connections (HTTP/1.1 pools and multiplexed h2 ones) of
+    /// endpoints that still exist move over; the access log and request ids are shared.
+    pub fn next(&self, old: &Config, config: &Config, stats: &Arc<CoreStats>) -> HttpCore {
+        let carried = Carried::new(old, config);
+        HttpCore {
+            listeners: listener_states(config, stats.index),
+            pools: RefCell::new(Pools::carry_over(
+                &mut self.pools.borrow_mut(),
+                config,
+                &carried,
+                stats.clone(),
+            )),
+            h2_clients: self.h2_clients.carry_over(config, &carried),
+            logging: self.logging,
+            access_log: self.access_log.clone(),
+            route_slots: RouteSlots::new(config),
+            request_ids: self.request_ids.clone(),
             buffers: RefCell::new(Vec::new()),
             request_heads: RefCell::new(Vec::new()),
             response_heads: RefCell::new(Vec::new()),
@@ -169,6 +176,31 @@ impl HttpCore {
     pub fn next_request_id(&self) -> [u8; 32] {
         self.request_ids.next()
     }
+}
+
+/// Per HTTP listener: its route table, codec limits and compiled request phases.
+fn listener_states(config: &Config, core: usize) -> Vec<Option<HttpListenerState>> {
+    config
+        .listeners
+        .iter()
+        .map(|l| {
+            l.http.as_ref().map(|http| HttpListenerState {
+                table: RouteTable::compile(&http.routes),
+                limits: Limits {
+                    max_request_line: http.limits.max_request_line,
+                    max_header_block: http.limits.max_header_size,
+                    max_headers: http.limits.max_headers,
+                    ..Limits::DEFAULT
+                },
+                pipeline: Pipeline::for_listener(http),
+                routes: http
+                    .routes
+                    .iter()
+                    .map(|r| Pipeline::for_route(r, http, core))
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// Request ids: a per-process random prefix mixed with the core index, then a per-core counter.

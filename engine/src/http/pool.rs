@@ -13,7 +13,7 @@ use super::upstream_conn::UpstreamConn;
 use strait_protocols::relay::sys;
 
 use crate::config::Config;
-use crate::stats::CoreStats;
+use crate::stats::{Carried, CoreStats};
 
 struct Idle {
     stream: UpstreamConn,
@@ -139,6 +139,34 @@ impl Pools {
         (Checkout::Connect, None)
     }
 
+    /// The pools of a reloaded configuration: the idle connections of endpoints that still
+    /// exist (see [`Carried`]) move here from `old`; the rest are closed with `old`. Busy
+    /// connections of the old configuration go back to `old` when their exchange ends (and are
+    /// closed with it), so an endpoint may briefly have up to twice its cap on this core.
+    pub fn carry_over(
+        old: &mut Pools,
+        config: &Config,
+        carried: &Carried,
+        stats: Arc<CoreStats>,
+    ) -> Pools {
+        let mut next = Pools::new(config, stats);
+        for (c, endpoints) in carried.endpoints.iter().enumerate() {
+            for (e, at) in endpoints.iter().enumerate() {
+                let Some((oc, oe)) = *at else { continue };
+                let Some(from) = old.endpoints.get_mut(oc).and_then(|x| x.get_mut(oe)) else {
+                    continue;
+                };
+                let moved = std::mem::take(&mut from.idle);
+                from.open = from.open.saturating_sub(moved.len() as u32);
+                if let Some(to) = next.endpoints.get_mut(c).and_then(|x| x.get_mut(e)) {
+                    to.open += moved.len() as u32;
+                    to.idle = moved;
+                }
+            }
+        }
+        next
+    }
+
     /// Returns a connection whose last response was read completely and that may carry another
     /// request.
     pub fn checkin(&mut self, cluster: usize, endpoint: usize, stream: UpstreamConn, now: Instant) {
@@ -219,5 +247,18 @@ impl Pools {
             .min()
             .unwrap_or(Duration::from_secs(1))
             .max(Duration::from_millis(100))
+    }
+}
+
+impl Drop for Pools {
+    /// The idle gauge counts connections in every configuration version's pools; those still
+    /// idle in a replaced version's pools close now.
+    fn drop(&mut self) {
+        for (cluster, endpoints) in self.endpoints.iter().enumerate() {
+            let idle: usize = endpoints.iter().map(|p| p.idle.len()).sum();
+            if let Some(c) = self.stats.cluster_http.get(cluster) {
+                c.pool_idle.sub(idle as i64);
+            }
+        }
     }
 }

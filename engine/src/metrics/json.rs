@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use super::collect_histograms;
-use crate::shared::Shared;
+use crate::shared::{Published, Shared};
 use crate::stats::{jain_index, ClusterHttpCounters, CoreHistograms, RouteCounters, RouteSlots};
 
 fn quantiles(h: &Histogram<u64>) -> Value {
@@ -26,8 +26,10 @@ fn quantiles(h: &Histogram<u64>) -> Value {
     })
 }
 
-pub fn render_json(shared: &Shared) -> Value {
-    let (hist, missing) = collect_histograms(shared);
+pub fn render_json(whole: &Shared) -> Value {
+    let published = whole.published();
+    let shared = &*published;
+    let (hist, missing) = collect_histograms(whole, shared);
     let cfg = &shared.config;
     let accepted: Vec<u64> = shared
         .cores
@@ -46,8 +48,9 @@ pub fn render_json(shared: &Shared) -> Value {
         .collect();
     json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": shared.started.elapsed().as_secs(),
-        "draining": shared.draining.load(Ordering::Relaxed),
+        "uptime_seconds": whole.started.elapsed().as_secs(),
+        "draining": whole.draining.load(Ordering::Relaxed),
+        "config_version": shared.version,
         "cores": cores,
         "fairness": {
             "connections_accepted": accepted,
@@ -61,7 +64,7 @@ pub fn render_json(shared: &Shared) -> Value {
     })
 }
 
-fn cores_json(shared: &Shared) -> Vec<Value> {
+fn cores_json(shared: &Published) -> Vec<Value> {
     shared
         .cores
         .iter()
@@ -83,7 +86,7 @@ fn cores_json(shared: &Shared) -> Vec<Value> {
 }
 
 /// Listener `i`, summed over every core.
-fn listener_json(shared: &Shared, hist: &CoreHistograms, i: usize) -> Value {
+fn listener_json(shared: &Published, hist: &CoreHistograms, i: usize) -> Value {
     let cfg = &shared.config;
     let l = &cfg.listeners[i];
     let sum =
@@ -124,7 +127,7 @@ fn listener_json(shared: &Shared, hist: &CoreHistograms, i: usize) -> Value {
 }
 
 /// Cluster `i` with its endpoints, summed over every core.
-fn cluster_json(shared: &Shared, hist: &CoreHistograms, i: usize) -> Value {
+fn cluster_json(shared: &Published, hist: &CoreHistograms, i: usize) -> Value {
     let c = &shared.config.clusters[i];
     let sum =
         |g: fn(&crate::stats::ClusterCounters) -> i64| total!(shared, |core| g(&core.clusters[i]));
@@ -160,7 +163,7 @@ fn cluster_json(shared: &Shared, hist: &CoreHistograms, i: usize) -> Value {
     })
 }
 
-fn cluster_http_json(shared: &Shared, hist: &CoreHistograms, i: usize) -> Value {
+fn cluster_http_json(shared: &Published, hist: &CoreHistograms, i: usize) -> Value {
     let sum = |g: fn(&ClusterHttpCounters) -> u64| total!(shared, |c| g(&c.cluster_http[i]));
     let hits = sum(|x| x.pool_hits.get());
     let misses = sum(|x| x.pool_misses.get());
@@ -183,7 +186,7 @@ fn cluster_http_json(shared: &Shared, hist: &CoreHistograms, i: usize) -> Value 
     })
 }
 
-fn routes_json(shared: &Shared, hist: &CoreHistograms) -> Vec<Value> {
+fn routes_json(shared: &Published, hist: &CoreHistograms) -> Vec<Value> {
     let cfg = &shared.config;
     let slots = RouteSlots::new(cfg);
     (0..slots.slots.len())

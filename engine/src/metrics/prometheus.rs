@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use hdrhistogram::Histogram;
 
 use super::collect_histograms;
-use crate::shared::Shared;
+use crate::shared::{Published, Shared};
 use crate::stats::CoreHistograms;
 
 mod http;
@@ -90,11 +90,13 @@ const DURATION_BUCKETS: &[f64] = &[
 type ListenerField = fn(&crate::stats::ListenerCounters) -> i64;
 
 /// The whole `/metrics` document, its families in a fixed order.
-pub fn render_prometheus(shared: &Shared) -> String {
-    let (hist, _) = collect_histograms(shared);
+pub fn render_prometheus(whole: &Shared) -> String {
+    let published = whole.published();
+    let shared = &*published;
+    let (hist, _) = collect_histograms(whole, shared);
     let mut out = String::with_capacity(16 * 1024);
     let mut f = Family { out: &mut out };
-    process_families(shared, &mut f);
+    process_families(whole, shared, &mut f);
     core_families(shared, &mut f);
     listener_families(shared, &mut f);
     listener_protocol_families(shared, &mut f);
@@ -106,7 +108,7 @@ pub fn render_prometheus(shared: &Shared) -> String {
 }
 
 /// Version, uptime and whether the engine is draining.
-fn process_families(shared: &Shared, f: &mut Family<'_>) {
+fn process_families(shared: &Shared, published: &Published, f: &mut Family<'_>) {
     f.header("strait_build_info", "gauge", "Strait version.");
     f.sample(
         "strait_build_info",
@@ -133,10 +135,41 @@ fn process_families(shared: &Shared, f: &mut Family<'_>) {
         "",
         u8::from(shared.draining.load(Ordering::Relaxed)),
     );
+    f.header(
+        "strait_config_version",
+        "gauge",
+        "The configuration version in force: 0 at start, one more per applied reload.",
+    );
+    f.sample("strait_config_version", "", published.version);
+    f.header(
+        "strait_config_reloads_total",
+        "counter",
+        "Configuration reloads, by result (a failed one changes nothing).",
+    );
+    for (result, n) in [
+        ("success", &shared.reloads_succeeded),
+        ("failure", &shared.reloads_failed),
+    ] {
+        f.sample(
+            "strait_config_reloads_total",
+            &format!("result=\"{result}\""),
+            n.load(Ordering::Relaxed),
+        );
+    }
+    f.header(
+        "strait_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last applied reload (0: none since start).",
+    );
+    f.sample(
+        "strait_config_last_reload_success_timestamp_seconds",
+        "",
+        shared.last_reload_success.load(Ordering::Relaxed),
+    );
 }
 
 /// Per core: its CPU and driver, its connection counts.
-fn core_families(shared: &Shared, f: &mut Family<'_>) {
+fn core_families(shared: &Published, f: &mut Family<'_>) {
     f.header(
         "strait_core_info",
         "gauge",
@@ -196,7 +229,7 @@ fn core_families(shared: &Shared, f: &mut Family<'_>) {
 }
 
 /// Per listener: connections, bytes, errors and datagrams.
-fn listener_families(shared: &Shared, f: &mut Family<'_>) {
+fn listener_families(shared: &Published, f: &mut Family<'_>) {
     let cfg = &shared.config;
     let listener_series: [(&str, &str, &str, ListenerField); 13] = [
         (
@@ -291,7 +324,7 @@ fn listener_families(shared: &Shared, f: &mut Family<'_>) {
 }
 
 /// Per listener: what the connections turned out to be (sniffing, TLS, HTTP/2, WebSocket).
-fn listener_protocol_families(shared: &Shared, f: &mut Family<'_>) {
+fn listener_protocol_families(shared: &Published, f: &mut Family<'_>) {
     let cfg = &shared.config;
     let name = "strait_listener_protocol_connections_total";
     f.header(
@@ -372,7 +405,7 @@ fn listener_protocol_families(shared: &Shared, f: &mut Family<'_>) {
 }
 
 /// Per cluster: upstream connections, connect failures, bytes.
-fn cluster_families(shared: &Shared, f: &mut Family<'_>) {
+fn cluster_families(shared: &Published, f: &mut Family<'_>) {
     let cfg = &shared.config;
     type ClusterField = fn(&crate::stats::ClusterCounters) -> i64;
     let cluster_series: [(&str, &str, &str, ClusterField); 6] = [
@@ -426,7 +459,7 @@ fn cluster_families(shared: &Shared, f: &mut Family<'_>) {
 }
 
 /// Per endpoint of every cluster: upstream connections and connect failures.
-fn endpoint_families(shared: &Shared, f: &mut Family<'_>) {
+fn endpoint_families(shared: &Published, f: &mut Family<'_>) {
     let cfg = &shared.config;
     type EndpointField = fn(&crate::stats::EndpointCounters) -> i64;
     let endpoint_series: [(&str, &str, &str, EndpointField); 4] = [
@@ -470,7 +503,7 @@ fn endpoint_families(shared: &Shared, f: &mut Family<'_>) {
 }
 
 /// Upstream connect time per cluster, client connection lifetime per listener.
-fn connection_histograms(shared: &Shared, hist: &CoreHistograms, f: &mut Family<'_>) {
+fn connection_histograms(shared: &Published, hist: &CoreHistograms, f: &mut Family<'_>) {
     let cfg = &shared.config;
     let connect: Vec<(String, &Histogram<u64>)> = cfg
         .clusters

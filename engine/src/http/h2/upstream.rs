@@ -56,6 +56,32 @@ impl H2Clients {
         }
     }
 
+    /// The connections of a reloaded configuration: those to endpoints that still exist (see
+    /// [`Carried`]) carry their streams over.
+    pub(crate) fn carry_over(
+        &self,
+        config: &crate::config::Config,
+        carried: &crate::stats::Carried,
+    ) -> H2Clients {
+        let next = H2Clients::new(&config.clusters);
+        {
+            let mut old = self.clients.borrow_mut();
+            let mut new = next.clients.borrow_mut();
+            for (c, endpoints) in carried.endpoints.iter().enumerate() {
+                for (e, at) in endpoints.iter().enumerate() {
+                    let Some((oc, oe)) = *at else { continue };
+                    if let (Some(from), Some(to)) = (
+                        old.get_mut(oc).and_then(|x| x.get_mut(oe)),
+                        new.get_mut(c).and_then(|x| x.get_mut(e)),
+                    ) {
+                        *to = std::mem::take(from);
+                    }
+                }
+            }
+        }
+        next
+    }
+
     /// Closes every connection (drain).
     pub(crate) fn clear(&self) {
         for endpoints in self.clients.borrow_mut().iter_mut() {

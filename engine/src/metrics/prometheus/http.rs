@@ -11,7 +11,7 @@
 use hdrhistogram::Histogram;
 
 use super::{esc, histogram_family, Family};
-use crate::shared::Shared;
+use crate::shared::Published;
 use crate::stats::{ClusterHttpCounters, CoreHistograms, RouteCounters, RouteSlots};
 
 const REQUEST_BUCKETS: &[f64] = &[
@@ -20,7 +20,7 @@ const REQUEST_BUCKETS: &[f64] = &[
 ];
 
 /// Per-route and per-cluster HTTP series (only when the config has HTTP listeners).
-pub(super) fn render(shared: &Shared, hist: &CoreHistograms, f: &mut Family<'_>) {
+pub(super) fn render(shared: &Published, hist: &CoreHistograms, f: &mut Family<'_>) {
     let cfg = &shared.config;
     let slots = RouteSlots::new(cfg);
     if slots.slots.is_empty() {
@@ -39,7 +39,7 @@ pub(super) fn render(shared: &Shared, hist: &CoreHistograms, f: &mut Family<'_>)
 }
 
 /// Per route slot: requests, bytes, errors, and responses by status class.
-fn route_families(shared: &Shared, route_labels: &[String], f: &mut Family<'_>) {
+fn route_families(shared: &Published, route_labels: &[String], f: &mut Family<'_>) {
     type RouteField = fn(&RouteCounters) -> u64;
     let route_series: [(&str, &str, RouteField); 7] = [
         (
@@ -99,7 +99,7 @@ fn route_families(shared: &Shared, route_labels: &[String], f: &mut Family<'_>) 
 }
 
 /// Per cluster: requests forwarded, pool use, retries, timeouts, protocol errors.
-fn cluster_families(shared: &Shared, f: &mut Family<'_>) {
+fn cluster_families(shared: &Published, f: &mut Family<'_>) {
     let cfg = &shared.config;
     type ClusterHttpField = fn(&ClusterHttpCounters) -> u64;
     let cluster_series: [(&str, &str, ClusterHttpField); 8] = [
@@ -158,7 +158,7 @@ fn cluster_families(shared: &Shared, f: &mut Family<'_>) {
 }
 
 /// Idle pooled connections and the pool reuse ratio per cluster; the access log's dropped lines.
-fn pool_and_log_families(shared: &Shared, f: &mut Family<'_>) {
+fn pool_and_log_families(shared: &Published, f: &mut Family<'_>) {
     let cfg = &shared.config;
     let name = "strait_cluster_pool_idle_connections";
     f.header(
@@ -204,7 +204,12 @@ fn pool_and_log_families(shared: &Shared, f: &mut Family<'_>) {
 }
 
 /// Request duration per route slot, upstream response time per cluster.
-fn histograms(shared: &Shared, hist: &CoreHistograms, route_labels: &[String], f: &mut Family<'_>) {
+fn histograms(
+    shared: &Published,
+    hist: &CoreHistograms,
+    route_labels: &[String],
+    f: &mut Family<'_>,
+) {
     let cfg = &shared.config;
     let requests: Vec<(String, &Histogram<u64>)> = route_labels
         .iter()

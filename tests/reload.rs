@@ -17,6 +17,8 @@ use common::*;
 struct Reloadable {
     proxy: Proxy,
     path: PathBuf,
+    /// The `[admin]` keys the file was started with (kept on rewrites).
+    admin_keys: String,
     admin: SocketAddr,
     listen: SocketAddr,
     tcp: SocketAddr,
@@ -24,13 +26,18 @@ struct Reloadable {
 
 impl Reloadable {
     fn start(body: &str) -> Reloadable {
+        Reloadable::start_with(body, "")
+    }
+
+    /// `admin_keys`: more `[admin]` keys (paths relative to the file's directory).
+    fn start_with(body: &str, admin_keys: &str) -> Reloadable {
         let listen = free_addr();
         let tcp = free_addr();
         let admin = free_addr();
         let dir = temp_dir("reload");
         let path = dir.join("strait.toml");
-        let r = |body: &str| render(body, admin, listen, tcp);
-        std::fs::write(&path, r(body)).expect("write config");
+        std::fs::write(dir.join("token"), "s3cret-token\n").expect("token");
+        std::fs::write(&path, render(body, admin_keys, admin, listen, tcp)).expect("write config");
         let a = args(&[
             "run",
             "--config",
@@ -42,6 +49,7 @@ impl Reloadable {
         Reloadable {
             proxy,
             path,
+            admin_keys: admin_keys.to_string(),
             admin,
             listen,
             tcp,
@@ -49,9 +57,13 @@ impl Reloadable {
     }
 
     /// Rewrites the file and sends SIGHUP; waits for the reload's outcome in the metrics.
+    fn rewrite(&self, body: &str) {
+        let text = render(body, &self.admin_keys, self.admin, self.listen, self.tcp);
+        std::fs::write(&self.path, text).expect("rewrite config");
+    }
+
     fn reload(&self, body: &str, expect_version: u64, expect_failures: u64) {
-        std::fs::write(&self.path, render(body, self.admin, self.listen, self.tcp))
-            .expect("rewrite config");
+        self.rewrite(body);
         self.proxy.signal(libc::SIGHUP);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -75,8 +87,14 @@ impl Reloadable {
     }
 }
 
-fn render(body: &str, admin: SocketAddr, listen: SocketAddr, tcp: SocketAddr) -> String {
-    format!("[admin]\naddress = \"{admin}\"\n\n{body}")
+fn render(
+    body: &str,
+    admin_keys: &str,
+    admin: SocketAddr,
+    listen: SocketAddr,
+    tcp: SocketAddr,
+) -> String {
+    format!("[admin]\naddress = \"{admin}\"\n{admin_keys}\n\n{body}")
         .replace("LISTEN", &listen.to_string())
         .replace("TCPADDR", &tcp.to_string())
 }
@@ -205,4 +223,135 @@ fn sighup_reloads_routes_keeps_counters_and_open_connections() {
         ),
         Some(21.0)
     );
+}
+
+/// `POST /config/reload` with the raw bytes of `auth` (an `Authorization` line or nothing).
+fn post_reload(admin: SocketAddr, auth: &str, content_length: usize) -> (u16, String) {
+    let mut s = connect(admin);
+    let head = format!(
+        "POST /config/reload HTTP/1.1\r\nhost: admin\r\n{auth}content-length: {content_length}\r\nconnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn strait_reload(admin: SocketAddr, token_file: Option<&std::path::Path>) -> (bool, String) {
+    let mut cmd = std::process::Command::new(binary());
+    cmd.args(["reload", "--admin", &admin.to_string()]);
+    if let Some(t) = token_file {
+        cmd.arg("--token-file").arg(t);
+    }
+    let out = cmd.output().expect("strait reload");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The admin API's reload: the token is required (401 without or with a wrong one), bodies are
+/// bounded (413), `strait reload` applies a changed file or reports its errors, and every write
+/// (refused or not) and every reload (API or signal) is in the audit log with its peer,
+/// versions and result.
+#[test]
+fn the_admin_api_reloads_with_a_token_and_audits_every_write() {
+    let (one, two, echo) = (labelled("one"), labelled("two"), Origin::echo());
+    let p = Reloadable::start_with(
+        &config(one.addr, two.addr, echo.addr, ""),
+        "token_file = \"token\"\naudit_log = \"audit.log\"",
+    );
+    let dir = p.path.parent().expect("dir").to_path_buf();
+    let token = dir.join("token");
+
+    assert_eq!(post_reload(p.admin, "", 0).0, 401);
+    assert_eq!(
+        post_reload(p.admin, "authorization: Bearer wrong\r\n", 0).0,
+        401
+    );
+    assert_eq!(
+        post_reload(
+            p.admin,
+            "authorization: Bearer s3cret-token\r\n",
+            2 * 1024 * 1024
+        )
+        .0,
+        413
+    );
+
+    p.rewrite(&config(one.addr, two.addr, echo.addr, ROUTE_B));
+    let (ok, out) = strait_reload(p.admin, Some(&token));
+    assert!(ok, "{out}");
+    assert!(out.contains("\"version\":1"), "{out}");
+    assert_eq!(get(p.listen, "/b/x"), (200, "two /b/x".into()));
+
+    p.rewrite("[[listener]]\nname = 1\n");
+    let (ok, out) = strait_reload(p.admin, Some(&token));
+    assert!(!ok, "an invalid file was reported as applied: {out}");
+    assert!(out.contains("400") && out.contains("errors"), "{out}");
+    let (ok, out) = strait_reload(p.admin, None);
+    assert!(!ok && out.contains("401"), "{out}");
+    assert_eq!(
+        get(p.listen, "/b/y"),
+        (200, "two /b/y".into()),
+        "nothing changed"
+    );
+
+    // A signal reload is audited too.
+    p.reload(&config(one.addr, two.addr, echo.addr, ""), 2, 1);
+
+    let audit = std::fs::read_to_string(dir.join("audit.log")).expect("audit log");
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let summary: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["source"].as_str().unwrap_or("").to_string(),
+                l["result"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("api", "refused"),
+        ("api", "refused"),
+        ("api", "refused"),
+        ("api", "success"),
+        ("api", "failure"),
+        ("api", "refused"),
+        ("signal", "success"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(summary, want, "{audit}");
+    assert!(lines[0]["peer"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("127.0.0.1:")));
+    assert_eq!(lines[3]["version_before"], 0);
+    assert_eq!(lines[3]["version_after"], 1);
+    assert!(lines[4]["errors"].as_array().is_some_and(|e| !e.is_empty()));
+    assert_eq!(lines[2]["status"], 413);
+}
+
+/// Without `[admin] token_file`, writes are refused with 403 and say how to enable them.
+#[test]
+fn writes_are_refused_without_a_token_file() {
+    let (one, two, echo) = (labelled("one"), labelled("two"), Origin::echo());
+    let p = Reloadable::start(&config(one.addr, two.addr, echo.addr, ""));
+    let (status, text) = post_reload(p.admin, "authorization: Bearer anything\r\n", 0);
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("token_file"), "{text}");
 }

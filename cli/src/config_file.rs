@@ -180,7 +180,7 @@ const RUNTIME_KEYS: &[&str] = &[
     "relay",
     "relay_buffer_size",
 ];
-const ADMIN_KEYS: &[&str] = &["address"];
+const ADMIN_KEYS: &[&str] = &["address", "token_file", "audit_log"];
 const LOG_KEYS: &[&str] = &["level", "format"];
 
 /// Placeholder for an address that is missing or invalid (an error has been reported for it).
@@ -219,8 +219,28 @@ fn walk_in(ctx: &mut Ctx<'_>, root_span: Span, root: &DeTable<'_>, base: &Path) 
     {
         Some(mut t) => {
             let address = t.require(ctx, "address").and_then(|f| address(ctx, &f));
+            let token_file = t.get(ctx, "token_file").and_then(|f| {
+                let s = f.str(ctx, "a path to a file holding the bearer token, a string")?;
+                let path = base.join(s);
+                if let Err(e) = tls::check_readable(&path) {
+                    f.error(ctx, e);
+                }
+                Some(path)
+            });
+            let audit_log = t.get(ctx, "audit_log").and_then(|f| {
+                let s = f.str(ctx, "a path to the audit log file, a string")?;
+                if s.is_empty() {
+                    f.error(ctx, "expected a file path, found an empty string");
+                    return None;
+                }
+                Some(base.join(s))
+            });
             t.finish(ctx);
-            address.map(|address| AdminConfig { address })
+            address.map(|address| AdminConfig {
+                address,
+                token_file,
+                audit_log,
+            })
         }
         None => None,
     };

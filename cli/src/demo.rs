@@ -527,9 +527,7 @@ fn http_settings() -> Option<Box<HttpListenerConfig>> {
 pub fn config(listen: Listen, origins: &Origins, certificate: &Certificate) -> Config {
     Config {
         runtime: RuntimeConfig::default(),
-        admin: Some(AdminConfig {
-            address: SocketAddr::from(([127, 0, 0, 1], 9901)),
-        }),
+        admin: Some(AdminConfig::at(SocketAddr::from(([127, 0, 0, 1], 9901)))),
         log: LogConfig::default(),
         listeners: vec![
             ListenerConfig {

@@ -8,4 +8,5 @@ pub mod config_file;
 pub mod demo;
 pub mod logging;
 pub mod quick;
+pub mod reload;
 pub mod signals;

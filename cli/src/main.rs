@@ -55,6 +55,16 @@ enum Command {
     },
     /// Run Strait in front of built-in demo origins on loopback and print what to try.
     Demo(DemoArgs),
+    /// Ask a running Strait to reload its configuration file (admin API, POST /config/reload):
+    /// exit 0 with the new version, or print the errors (nothing changed) and exit 1.
+    Reload {
+        /// The running process's admin address.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
+        admin: std::net::SocketAddr,
+        /// A file holding the admin API's bearer token ([admin] token_file).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -134,7 +144,14 @@ impl Overrides {
                 .ok_or_else(|| format!("--relay: {r:?} is not one of {}", RelayMode::VALID))?;
         }
         if let Some(a) = self.admin {
-            config.admin = Some(strait_engine::config::AdminConfig { address: a });
+            // The address moves; the file's token and audit log stay.
+            config.admin = Some(match config.admin.take() {
+                Some(mut admin) => {
+                    admin.address = a;
+                    admin
+                }
+                None => strait_engine::config::AdminConfig::at(a),
+            });
         }
         if let Some(l) = &self.log_level {
             config.log.level = LogLevel::parse(l)
@@ -194,16 +211,32 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             // SIGHUP reloads the same file with the same overrides.
-            let source: Option<strait::signals::ConfigSource> = args.config.clone().map(|path| {
+            let source: Option<strait_engine::ConfigSource> = args.config.clone().map(|path| {
                 let overrides = args.overrides.clone();
-                Box::new(move || {
+                std::sync::Arc::new(move || {
                     let mut c = config_file::load_file(&path)
                         .map_err(|d| d.iter().map(ToString::to_string).collect::<Vec<_>>())?;
                     overrides.apply(&mut c).map_err(|e| vec![e])?;
                     Ok(c)
-                }) as strait::signals::ConfigSource
+                }) as strait_engine::ConfigSource
             });
             run(config, None, source)
+        }
+        Command::Reload { admin, token_file } => {
+            match strait::reload::request(admin, token_file.as_deref()) {
+                Ok(a) if a.status == 200 => {
+                    println!("reloaded: {}", a.body);
+                    ExitCode::SUCCESS
+                }
+                Ok(a) => {
+                    eprintln!("strait reload: {} {}", a.status, a.body);
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("strait reload: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::Demo(args) => {
             // Dropped when the demo ends: removes the certificate files.
@@ -231,7 +264,7 @@ fn main() -> ExitCode {
 fn run(
     config: Config,
     demo: Option<&demo::Demo>,
-    source: Option<strait::signals::ConfigSource>,
+    source: Option<strait_engine::ConfigSource>,
 ) -> ExitCode {
     strait::logging::init(&config.log);
     let server = match Server::start(config) {
@@ -252,6 +285,9 @@ fn run(
     };
     if let Some(d) = demo {
         demo::print_banner(&server, d);
+    }
+    if let Some(s) = &source {
+        server.set_config_source(s.clone());
     }
     if let Err(e) =
         strait::signals::handle_signals(server.drain_handle(), server.reload_handle(), source)

@@ -9,11 +9,7 @@ use std::io;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use strait_engine::{DrainHandle, ReloadHandle};
-
-/// Loads the configuration again (the file given with `--config`, with the command line's
-/// overrides), for SIGHUP.
-pub type ConfigSource = Box<dyn Fn() -> Result<strait_engine::config::Config, Vec<String>> + Send>;
+use strait_engine::{ConfigSource, DrainHandle, ReloadHandle, Trigger};
 
 pub fn handle_signals(
     drain: DrainHandle,
@@ -27,7 +23,11 @@ pub fn handle_signals(
             for signal in signals.forever() {
                 if signal == SIGHUP {
                     if let Some(load) = &source {
-                        match reload.reload_with(load) {
+                        let trigger = Trigger {
+                            source: "signal",
+                            peer: None,
+                        };
+                        match reload.reload_with(trigger, || load()) {
                             Ok(version) => tracing::info!(version, "SIGHUP: configuration reloaded"),
                             Err(problems) => {
                                 for p in &problems {

@@ -1,10 +1,13 @@
-//! The admin HTTP endpoint: `/metrics`, `/stats`, `/healthz`, `/readyz`.
+//! The admin HTTP endpoint: `/metrics`, `/stats`, `/healthz`, `/readyz` to read, and
+//! `POST /config/reload` to write.
 //!
 //! Owns: a small, bounded HTTP/1.1 server on its own thread (blocking std sockets: admin traffic is
 //! rare, and keeping it off the cores keeps a scrape from ever delaying a proxied byte). Each request
 //! gets a fresh connection-scoped thread, at most `MAX_CONCURRENT`, with read/write timeouts, a
-//! bounded request head, and `Connection: close`.
-//! Must not: run on a core's thread, or accept anything but GET/HEAD.
+//! bounded request head and body (1 MiB), and `Connection: close`. Writes need
+//! `Authorization: Bearer <token>` (`[admin] token_file`, compared in constant time; without a
+//! token file they answer 403), and every write, refused or not, reaches the audit log.
+//! Must not: run on a core's thread, or write anything without the token.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,12 +19,15 @@ use std::time::Duration;
 
 use tracing::{debug, warn};
 
+use crate::audit::Trigger;
 use crate::metrics;
 use crate::shared::Shared;
 
 const MAX_CONCURRENT: usize = 8;
 const MAX_HEAD: usize = 8 * 1024;
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest request body a write endpoint reads.
+const MAX_BODY: usize = 1024 * 1024;
 
 pub struct AdminServer {
     address: SocketAddr,
@@ -92,7 +98,7 @@ fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         let spawned = std::thread::Builder::new()
             .name("strait-admin-conn".into())
             .spawn(move || {
-                if let Err(e) = handle(stream, &shared) {
+                if let Err(e) = handle(stream, &shared, peer) {
                     debug!(client = %peer, error = %e, "admin request failed");
                 }
                 counter.fetch_sub(1, Ordering::SeqCst);
@@ -103,13 +109,23 @@ fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     }
 }
 
-fn handle(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
+/// What a request's head says that the write endpoints need.
+struct Head {
+    method: String,
+    path: String,
+    authorization: Option<Vec<u8>>,
+    content_length: usize,
+    /// Bytes of the head in the read buffer (a body may follow).
+    len: usize,
+}
+
+fn handle(mut stream: TcpStream, shared: &Shared, peer: SocketAddr) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut buf = vec![0u8; MAX_HEAD];
     let mut len = 0;
-    let (method, path) = loop {
+    let head = loop {
         let n = stream.read(&mut buf[len..])?;
         if n == 0 {
             return Ok(());
@@ -118,10 +134,23 @@ fn handle(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf[..len]) {
-            Ok(httparse::Status::Complete(_)) => {
-                let method = req.method.unwrap_or("").to_owned();
-                let path = req.path.unwrap_or("/").to_owned();
-                break (method, path);
+            Ok(httparse::Status::Complete(head_len)) => {
+                let field = |name: &str| {
+                    req.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .map(|h| h.value.to_vec())
+                };
+                let content_length = field("content-length")
+                    .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse().ok())
+                    .unwrap_or(0);
+                break Head {
+                    method: req.method.unwrap_or("").to_owned(),
+                    path: req.path.unwrap_or("/").to_owned(),
+                    authorization: field("authorization"),
+                    content_length,
+                    len: head_len,
+                };
             }
             Ok(httparse::Status::Partial) if len < MAX_HEAD => continue,
             Ok(httparse::Status::Partial) => {
@@ -136,17 +165,29 @@ fn handle(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
             Err(_) => return respond(&mut stream, false, 400, "text/plain", b"bad request\n"),
         }
     };
-    let head_only = method == "HEAD";
-    if method != "GET" && !head_only {
+    let route = head.path.split('?').next().unwrap_or("").to_owned();
+    if head.method == "POST" {
+        let body_start = head.len.min(len);
+        return write_endpoint(
+            &mut stream,
+            shared,
+            peer,
+            &head,
+            &route,
+            &buf[body_start..len],
+        );
+    }
+    let head_only = head.method == "HEAD";
+    if head.method != "GET" && !head_only {
         return respond(
             &mut stream,
             false,
             405,
             "text/plain",
-            b"only GET and HEAD\n",
+            b"GET and HEAD read; POST /config/reload writes\n",
         );
     }
-    let route = path.split('?').next().unwrap_or("");
+    let route = route.as_str();
     match route {
         "/metrics" => {
             let body = metrics::render_prometheus(shared);
@@ -182,6 +223,93 @@ fn handle(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
     }
 }
 
+/// A write: authorised, its body bounded and read, then done; refusals are audited here, reloads
+/// by the reload itself (whatever triggered it).
+fn write_endpoint(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    peer: SocketAddr,
+    head: &Head,
+    route: &str,
+    body_start: &[u8],
+) -> io::Result<()> {
+    let trigger = Trigger {
+        source: "api",
+        peer: Some(peer),
+    };
+    let refuse = |stream: &mut TcpStream, status: u16, why: &str| {
+        if let Some(audit) = &shared.audit {
+            audit.record(
+                trigger,
+                serde_json::json!({"action": route, "result": "refused", "status": status, "errors": [why]}),
+            );
+        }
+        let body = serde_json::json!({ "errors": [why] }).to_string() + "\n";
+        respond(stream, false, status, "application/json", body.as_bytes())
+    };
+    let Some(token) = &shared.admin_token else {
+        return refuse(
+            stream,
+            403,
+            "write endpoints are disabled: set [admin] token_file to a file holding a bearer token",
+        );
+    };
+    let given = head
+        .authorization
+        .as_deref()
+        .and_then(|v| v.strip_prefix(b"Bearer "))
+        .unwrap_or(b"");
+    if !constant_time_eq(given, token) {
+        return refuse(
+            stream,
+            401,
+            "missing or wrong bearer token (Authorization: Bearer <token>)",
+        );
+    }
+    if head.content_length > MAX_BODY {
+        return refuse(stream, 413, "request body over 1 MiB");
+    }
+    // The body (none is needed today) is read and dropped, so the answer is not a reset.
+    let mut left = head.content_length.saturating_sub(body_start.len());
+    let mut sink = [0u8; 8192];
+    while left > 0 {
+        let n = stream.read(&mut sink[..left.min(8192)])?;
+        if n == 0 {
+            break;
+        }
+        left -= n;
+    }
+    match route {
+        "/config/reload" => match shared.reload_hook.get() {
+            None => refuse(
+                stream,
+                409,
+                "this process runs without --config: there is no file to reload",
+            ),
+            Some(reload) => match reload(trigger) {
+                Ok(version) => {
+                    let body = serde_json::json!({ "version": version }).to_string() + "\n";
+                    respond(stream, false, 200, "application/json", body.as_bytes())
+                }
+                Err(errors) => {
+                    let body = serde_json::json!({ "errors": errors }).to_string() + "\n";
+                    respond(stream, false, 400, "application/json", body.as_bytes())
+                }
+            },
+        },
+        _ => refuse(stream, 404, "no such write endpoint; POST /config/reload"),
+    }
+}
+
+/// Compares without an early exit, so the time taken says nothing about where a guess differs.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, &x) in b.iter().enumerate() {
+        diff |= usize::from(x ^ a.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
 fn respond(
     stream: &mut TcpStream,
     head_only: bool,
@@ -192,8 +320,12 @@ fn respond(
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "",

@@ -123,6 +123,22 @@ impl RelayMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     pub address: SocketAddr,
+    /// A file holding the bearer token the admin API's write endpoints require; without one,
+    /// they answer 403.
+    pub token_file: Option<std::path::PathBuf>,
+    /// Where every configuration write and reload is recorded (JSON lines).
+    pub audit_log: Option<std::path::PathBuf>,
+}
+
+impl AdminConfig {
+    /// The admin endpoint at `address`, writes disabled, no audit log.
+    pub fn at(address: SocketAddr) -> AdminConfig {
+        AdminConfig {
+            address,
+            token_file: None,
+            audit_log: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

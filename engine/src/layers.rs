@@ -19,6 +19,7 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("control", 0),
     ("shared", 0),
     ("notify", 0),
+    ("audit", 0),
     // 1: TLS (certificates, the TLS stream).
     ("tls_stream", 1),
     ("tls", 1),

@@ -7,6 +7,7 @@
 //! wire protocols (they live in `strait-protocols`). See docs/architecture.md for the map.
 
 pub mod admin;
+mod audit;
 mod client_stream;
 pub mod config;
 mod context;
@@ -28,4 +29,4 @@ mod tls_stream;
 mod udp_proxy;
 mod upstream;
 
-pub use server::{DrainHandle, ReloadHandle, Server, StartError};
+pub use server::{ConfigSource, DrainHandle, ReloadHandle, Server, StartError, Trigger};

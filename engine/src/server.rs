@@ -16,6 +16,7 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use tracing::{info, warn};
 
 use crate::admin::AdminServer;
+pub use crate::audit::Trigger;
 use crate::config::{format_core_list, AccessLogTarget, Config, CoreSelection, IoDriver};
 use crate::context::CoreContext;
 use crate::control::{self, Control};
@@ -23,6 +24,9 @@ use crate::core as core_rt;
 use crate::http::access_log::{AccessLog, CoreAccessLog};
 use crate::listener;
 pub use crate::shared::{Published, Shared};
+
+/// Loads the configuration again (the CLI's loader over the `--config` file), for reloads.
+pub type ConfigSource = Arc<dyn Fn() -> Result<Config, Vec<String>> + Send + Sync>;
 use crate::stats::{CoreStats, DriverKind};
 
 #[derive(Debug)]
@@ -31,6 +35,8 @@ pub enum StartError {
     Cores(String),
     Bind(listener::BindError),
     Admin(SocketAddr, io::Error),
+    /// `[admin] token_file` or `audit_log` cannot be used.
+    AdminFile(String),
     AccessLog(String, io::Error),
     /// A TLS listener's certificate or key cannot be used.
     Tls {
@@ -50,6 +56,7 @@ impl std::fmt::Display for StartError {
             StartError::Cores(m) => write!(f, "{m}"),
             StartError::Bind(e) => write!(f, "{e}"),
             StartError::Admin(a, e) => write!(f, "admin: cannot listen on {a}: {e}"),
+            StartError::AdminFile(m) => write!(f, "admin: {m}"),
             StartError::AccessLog(target, e) => {
                 write!(f, "access_log: cannot open {target}: {e}")
             }
@@ -80,6 +87,21 @@ pub struct ReloadHandle {
     shared: Arc<Shared>,
     /// Held while a configuration reload is applied: reloads are serialised.
     reloading: Arc<std::sync::Mutex<()>>,
+}
+
+/// Reads the admin write token: the file's content without surrounding whitespace, not empty.
+fn read_token(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        StartError::AdminFile(format!("token_file: cannot read {:?}: {e}", path.display()))
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(StartError::AdminFile(format!(
+            "token_file: {:?} is empty; put the bearer token in it",
+            path.display()
+        )));
+    }
+    Ok(token.as_bytes().to_vec())
 }
 
 /// A reload keeps the listeners: same names, addresses, protocols, sniffing and TLS, in the same
@@ -125,8 +147,8 @@ impl ReloadHandle {
     /// returned (and logged by the caller) and counted. Reloads are serialised. Listeners
     /// cannot change by reload yet (their sockets and accept loops stay): such a reload is
     /// refused with the listener named. Returns the new version.
-    pub fn reload_config(&self, config: Config) -> Result<u64, Vec<String>> {
-        self.reload_with(|| Ok(config))
+    pub fn reload_config(&self, trigger: Trigger, config: Config) -> Result<u64, Vec<String>> {
+        self.reload_with(trigger, || Ok(config))
     }
 
     /// [`reload_config`](Self::reload_config) with the configuration loaded by `load` (a file
@@ -134,13 +156,31 @@ impl ReloadHandle {
     /// is a failed reload like any other (counted, nothing changed).
     pub fn reload_with(
         &self,
+        trigger: Trigger,
         load: impl FnOnce() -> Result<Config, Vec<String>>,
     ) -> Result<u64, Vec<String>> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         crate::notify::reloading();
+        let before = self.shared.published().version;
         let result = load().and_then(|config| self.apply(config));
         crate::notify::notify("READY=1");
         let shared = &self.shared;
+        if let Some(audit) = &shared.audit {
+            let (after, errors) = match &result {
+                Ok(v) => (*v, Vec::new()),
+                Err(e) => (before, e.clone()),
+            };
+            audit.record(
+                trigger,
+                serde_json::json!({
+                    "action": "reload",
+                    "version_before": before,
+                    "version_after": after,
+                    "result": if result.is_ok() { "success" } else { "failure" },
+                    "errors": errors,
+                }),
+            );
+        }
         match &result {
             Ok(version) => {
                 shared.reloads_succeeded.fetch_add(1, Ordering::Relaxed);
@@ -284,12 +324,23 @@ impl Server {
             controls.push(tx);
             receivers.push(rx);
         }
-        let shared = Arc::new(Shared::new(
-            config.clone(),
-            cores.clone(),
-            controls,
-            listener_addresses,
-        ));
+        let mut shared = Shared::new(config.clone(), cores.clone(), controls, listener_addresses);
+        if let Some(a) = &config.admin {
+            shared.admin_token = a.token_file.as_deref().map(read_token).transpose()?;
+            shared.audit = a
+                .audit_log
+                .as_deref()
+                .map(|p| {
+                    crate::audit::Audit::open(p).map_err(|e| {
+                        StartError::AdminFile(format!(
+                            "audit_log: cannot open {:?} for append: {e}",
+                            p.display()
+                        ))
+                    })
+                })
+                .transpose()?;
+        }
+        let shared = Arc::new(shared);
 
         // Bind the admin socket before starting cores so a bad admin address fails start-up.
         let admin = match &config.admin {
@@ -397,6 +448,15 @@ impl Server {
     }
 
     /// A handle that reloads certificates from another thread (SIGHUP).
+    /// Where the configuration comes from on a reload (the `--config` file, re-read with the
+    /// command line's overrides): enables the admin API's `POST /config/reload`.
+    pub fn set_config_source(&self, source: ConfigSource) {
+        let handle = self.reload_handle();
+        let _ = self.shared.reload_hook.set(Box::new(move |trigger| {
+            handle.reload_with(trigger, || source())
+        }));
+    }
+
     pub fn reload_handle(&self) -> ReloadHandle {
         ReloadHandle {
             tls: self.tls.clone(),

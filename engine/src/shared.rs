@@ -7,9 +7,10 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
+use crate::audit::{Audit, Trigger};
 use crate::config::Config;
 use crate::control::ControlSender;
 use crate::stats::CoreStats;
@@ -28,7 +29,17 @@ pub struct Shared {
     pub reloads_failed: AtomicU64,
     /// Unix time (seconds) of the last applied reload (0: none yet).
     pub last_reload_success: AtomicU64,
+    /// The admin API's write token (`[admin] token_file`); `None`: writes are refused.
+    pub admin_token: Option<Vec<u8>>,
+    /// `[admin] audit_log`.
+    pub audit: Option<Audit>,
+    /// Reloads the configuration from its source (the `--config` file), set once the process
+    /// runs from a file; the admin's `POST /config/reload` calls it.
+    pub reload_hook: OnceLock<ReloadHook>,
 }
+
+/// See [`Shared::reload_hook`]: the new version, or the problems (nothing changed).
+pub type ReloadHook = Box<dyn Fn(Trigger) -> Result<u64, Vec<String>> + Send + Sync>;
 
 /// A configuration version and every core's counters for it, as the admin reads them.
 pub struct Published {
@@ -61,6 +72,9 @@ impl Shared {
             reloads_succeeded: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             last_reload_success: AtomicU64::new(0),
+            admin_token: None,
+            audit: None,
+            reload_hook: OnceLock::new(),
         }
     }
 

@@ -69,12 +69,7 @@ fn the_documented_example_loads_with_every_value() {
             relay_buffer_size: 128 * 1024,
         }
     );
-    assert_eq!(
-        c.admin,
-        Some(AdminConfig {
-            address: addr("127.0.0.1:9901")
-        })
-    );
+    assert_eq!(c.admin, Some(AdminConfig::at(addr("127.0.0.1:9901"))));
     assert_eq!(
         c.log,
         LogConfig {
@@ -265,12 +260,7 @@ level = "trace"
     assert_eq!(c.runtime.relay_buffer_size, 65536);
     assert_eq!(c.runtime.drain_timeout, Duration::from_secs(90));
     assert_eq!(c.runtime.max_connections_per_core, 1);
-    assert_eq!(
-        c.admin,
-        Some(AdminConfig {
-            address: addr("[::1]:9901")
-        })
-    );
+    assert_eq!(c.admin, Some(AdminConfig::at(addr("[::1]:9901"))));
     assert_eq!(c.log.level, LogLevel::Trace);
     assert_eq!(c.log.format, LogFormat::Text);
 }
@@ -508,7 +498,7 @@ connect_timeout = "1s"
         errors(text),
         [
             "strait.toml:1:1: admin.address: missing required key \"address\" in [admin]",
-            "strait.toml:2:1: admin.port: unknown key \"port\"; valid keys in [admin]: \"address\"",
+            "strait.toml:2:1: admin.port: unknown key \"port\"; valid keys in [admin]: \"address\", \"token_file\", \"audit_log\"",
             "strait.toml:4:1: listener[0].name: missing required key \"name\" in [[listener]]",
             "strait.toml:4:1: listener[0].address: missing required key \"address\" in [[listener]]",
             "strait.toml:4:1: listener[0].cluster: missing required key \"cluster\" in [[listener]]",
@@ -819,4 +809,33 @@ fn truncated_or_mangled_files_never_panic() {
             let _ = load(&mangled);
         }
     }
+}
+
+#[test]
+fn admin_token_file_and_audit_log_resolve_against_the_files_directory() {
+    let dir = std::env::temp_dir().join(format!("strait-admin-keys-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    std::fs::write(dir.join("token"), "t0ken\n").expect("token");
+    let text = format!(
+        "[admin]\naddress = \"127.0.0.1:9901\"\ntoken_file = \"token\"\naudit_log = \"audit.log\"\n\n{}",
+        minimal_with("")
+    );
+    let path = dir.join("strait.toml");
+    let c = super::load_str(&path, &text).expect("loads");
+    let admin = c.admin.expect("admin");
+    assert_eq!(admin.token_file, Some(dir.join("token")));
+    assert_eq!(admin.audit_log, Some(dir.join("audit.log")));
+
+    let missing = text.replace("\"token\"", "\"nope\"");
+    let errs: Vec<String> = super::load_str(&path, &missing)
+        .expect_err("an unreadable token file")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains(":3:14: admin.token_file: cannot read") && errs[0].contains("nope"),
+        "{errs:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -355,3 +355,96 @@ fn writes_are_refused_without_a_token_file() {
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("token_file"), "{text}");
 }
+
+fn admin_request(admin: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = connect(admin);
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: admin\r\nauthorization: Bearer s3cret-token\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write");
+    s.write_all(body).expect("write body");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// Versions: every applied configuration is numbered with its SHA-256, time and source;
+/// `GET /config` is the current text, `/config/diff` the unified diff of two versions,
+/// `POST /config` applies TOML from the body (not written to the file without `persist`),
+/// `POST /config/rollback?to=N` applies version N's text as a new version (404 for a version not
+/// in the history).
+#[test]
+fn versions_diff_replace_and_rollback_round_trip() {
+    let (one, two, echo) = (labelled("one"), labelled("two"), Origin::echo());
+    let p = Reloadable::start_with(
+        &config(one.addr, two.addr, echo.addr, ""),
+        "token_file = \"token\"",
+    );
+    let v0 = std::fs::read_to_string(&p.path).expect("file");
+    p.rewrite(&config(one.addr, two.addr, echo.addr, ROUTE_B));
+    assert_eq!(admin_request(p.admin, "POST", "/config/reload", b"").0, 200);
+    let v1 = std::fs::read_to_string(&p.path).expect("file");
+
+    let (status, versions) = admin_request(p.admin, "GET", "/config/versions", b"");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&versions).expect("JSON");
+    assert_eq!(json["current"], 1);
+    let list = json["versions"].as_array().expect("versions");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["version"], 0);
+    assert_eq!(list[1]["source"], "file");
+    assert_eq!(list[1]["sha256"].as_str().map(str::len), Some(64));
+    assert!(list[1]["applied_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+
+    let (status, current) = admin_request(p.admin, "GET", "/config", b"");
+    assert_eq!((status, current.as_str()), (200, v1.as_str()));
+    let (status, diff) = admin_request(p.admin, "GET", "/config/diff?from=0&to=1", b"");
+    assert_eq!(status, 200);
+    assert!(
+        diff.starts_with("--- version 0\n+++ version 1\n@@"),
+        "{diff}"
+    );
+    assert!(diff.contains("\n+name = \"b\"\n"), "{diff}");
+
+    // Replace with TOML from the body: a route /c to cluster "two".
+    let replaced = v1.replace("path_prefix = \"/b\"", "path_prefix = \"/c\"");
+    let (status, body) = admin_request(p.admin, "POST", "/config", replaced.as_bytes());
+    assert_eq!((status, body.trim()), (200, "{\"version\":2}"));
+    assert_eq!(get(p.listen, "/c/1"), (200, "two /c/1".into()));
+    assert_eq!(get(p.listen, "/b/1").0, 404);
+    assert_eq!(
+        std::fs::read_to_string(&p.path).expect("file"),
+        v1,
+        "persist is off"
+    );
+    let (status, _) = admin_request(p.admin, "POST", "/config", b"\xff\xfe not utf-8");
+    assert_eq!(status, 400);
+
+    // Roll back to the start: a new version with version 0's text.
+    assert_eq!(
+        admin_request(p.admin, "POST", "/config/rollback?to=99", b"").0,
+        404
+    );
+    let (status, body) = admin_request(p.admin, "POST", "/config/rollback?to=0", b"");
+    assert_eq!((status, body.trim()), (200, "{\"version\":3}"));
+    assert_eq!(get(p.listen, "/c/2").0, 404);
+    let (_, current) = admin_request(p.admin, "GET", "/config", b"");
+    assert_eq!(current, v0);
+    let (_, versions) = admin_request(p.admin, "GET", "/config/versions", b"");
+    let json: serde_json::Value = serde_json::from_str(&versions).expect("JSON");
+    assert_eq!(json["versions"][3]["source"], "rollback");
+    assert_eq!(json["versions"][3]["sha256"], json["versions"][0]["sha256"]);
+}

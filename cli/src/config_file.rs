@@ -180,7 +180,13 @@ const RUNTIME_KEYS: &[&str] = &[
     "relay",
     "relay_buffer_size",
 ];
-const ADMIN_KEYS: &[&str] = &["address", "token_file", "audit_log"];
+const ADMIN_KEYS: &[&str] = &[
+    "address",
+    "token_file",
+    "audit_log",
+    "persist",
+    "max_versions",
+];
 const LOG_KEYS: &[&str] = &["level", "format"];
 
 /// Placeholder for an address that is missing or invalid (an error has been reported for it).
@@ -235,11 +241,21 @@ fn walk_in(ctx: &mut Ctx<'_>, root_span: Span, root: &DeTable<'_>, base: &Path) 
                 }
                 Some(base.join(s))
             });
+            let persist = t
+                .get(ctx, "persist")
+                .and_then(|f| values::boolean(ctx, &f))
+                .unwrap_or(false);
+            let max_versions = t
+                .get(ctx, "max_versions")
+                .and_then(|f| values::int_in(ctx, &f, 1, 1024))
+                .map_or(AdminConfig::DEFAULT_MAX_VERSIONS, |n| n as usize);
             t.finish(ctx);
             address.map(|address| AdminConfig {
                 address,
                 token_file,
                 audit_log,
+                persist,
+                max_versions,
             })
         }
         None => None,

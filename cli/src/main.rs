@@ -187,8 +187,19 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => {
+            // The text is read once: version 0 is exactly what was loaded.
+            let initial = args
+                .config
+                .as_ref()
+                .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                .unwrap_or_default();
             let mut config = if let Some(path) = &args.config {
-                match config_file::load_file(path) {
+                let loaded = if initial.is_empty() {
+                    config_file::load_file(path)
+                } else {
+                    config_file::load_str(path, &initial)
+                };
+                match loaded {
                     Ok(c) => c,
                     Err(diagnostics) => {
                         for d in &diagnostics {
@@ -210,15 +221,18 @@ fn main() -> ExitCode {
                 eprintln!("strait run: {e}");
                 return ExitCode::from(2);
             }
-            // SIGHUP reloads the same file with the same overrides.
-            let source: Option<strait_engine::ConfigSource> = args.config.clone().map(|path| {
+            // Reloads (SIGHUP, the admin API) read the same file with the same overrides.
+            let source = args.config.clone().map(|path| {
                 let overrides = args.overrides.clone();
-                std::sync::Arc::new(move || {
-                    let mut c = config_file::load_file(&path)
-                        .map_err(|d| d.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-                    overrides.apply(&mut c).map_err(|e| vec![e])?;
-                    Ok(c)
-                }) as strait_engine::ConfigSource
+                let initial = initial.clone();
+                let loader = strait::reload::FileLoader {
+                    path,
+                    overrides: Box::new(move |c| overrides.apply(c)),
+                };
+                (
+                    std::sync::Arc::new(loader) as strait_engine::ConfigSource,
+                    initial,
+                )
             });
             run(config, None, source)
         }
@@ -264,7 +278,7 @@ fn main() -> ExitCode {
 fn run(
     config: Config,
     demo: Option<&demo::Demo>,
-    source: Option<strait_engine::ConfigSource>,
+    source: Option<(strait_engine::ConfigSource, String)>,
 ) -> ExitCode {
     strait::logging::init(&config.log);
     let server = match Server::start(config) {
@@ -286,11 +300,12 @@ fn run(
     if let Some(d) = demo {
         demo::print_banner(&server, d);
     }
-    if let Some(s) = &source {
-        server.set_config_source(s.clone());
+    let from_file = source.is_some();
+    if let Some((loader, initial)) = source {
+        server.set_config_source(loader, &initial);
     }
     if let Err(e) =
-        strait::signals::handle_signals(server.drain_handle(), server.reload_handle(), source)
+        strait::signals::handle_signals(server.drain_handle(), server.reload_handle(), from_file)
     {
         tracing::error!(error = %e, "cannot install signal handlers");
         return ExitCode::from(EXIT_START);

@@ -1,12 +1,14 @@
 //! `strait reload`: asks a running Strait to reload its configuration file, through its admin
 //! API (`POST /config/reload` with the bearer token), and prints the outcome.
 //!
-//! Owns: one bounded HTTP/1.1 exchange with the admin endpoint. Must not: read or validate the
-//! configuration itself (the running process does, with the same loader as `strait check`).
+//! Owns: one bounded HTTP/1.1 exchange with the admin endpoint, and [`FileLoader`], how a running
+//! process reads its configuration again (the `--config` file, or TOML text from `POST
+//! /config`, through the same loader as `strait check`, with the command line's overrides).
+//! Must not: apply anything (the engine's reload does).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What the admin answered: the status and its body.
@@ -52,4 +54,45 @@ pub fn request(admin: SocketAddr, token_file: Option<&Path>) -> Result<Answer, S
         .trim()
         .to_string();
     Ok(Answer { status, body })
+}
+
+/// The command line's overrides, applied to every configuration loaded again.
+pub type Overrides =
+    Box<dyn Fn(&mut strait_engine::config::Config) -> Result<(), String> + Send + Sync>;
+
+/// Reads the configuration again for reloads: the file given with `--config`, or text in its
+/// place (relative paths in it resolve against the file's directory), then the command line's
+/// overrides.
+pub struct FileLoader {
+    pub path: PathBuf,
+    pub overrides: Overrides,
+}
+
+impl strait_engine::ConfigLoader for FileLoader {
+    fn load_file(&self) -> Result<(strait_engine::config::Config, String), Vec<String>> {
+        let text = std::fs::read_to_string(&self.path).map_err(|e| {
+            vec![format!(
+                "{}: cannot read the configuration file: {e}",
+                self.path.display()
+            )]
+        })?;
+        let config = self.load_text(&text)?;
+        Ok((config, text))
+    }
+
+    fn load_text(&self, text: &str) -> Result<strait_engine::config::Config, Vec<String>> {
+        let mut config = crate::config_file::load_str(&self.path, text)
+            .map_err(|d| d.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        (self.overrides)(&mut config).map_err(|e| vec![e])?;
+        Ok(config)
+    }
+
+    /// Written to a temporary file beside it, then renamed over it: a crash never leaves half a
+    /// file.
+    fn persist(&self, text: &str) -> Result<(), String> {
+        let tmp = self.path.with_extension("toml.strait-new");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &self.path))
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
 }

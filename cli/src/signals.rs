@@ -9,28 +9,24 @@ use std::io;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use strait_engine::{ConfigSource, DrainHandle, ReloadHandle, Trigger};
+use strait_engine::{DrainHandle, ReloadHandle, Request, Trigger};
 
-pub fn handle_signals(
-    drain: DrainHandle,
-    reload: ReloadHandle,
-    source: Option<ConfigSource>,
-) -> io::Result<()> {
+pub fn handle_signals(drain: DrainHandle, reload: ReloadHandle, from_file: bool) -> io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     std::thread::Builder::new()
         .name("strait-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
-                    if let Some(load) = &source {
+                    if from_file {
                         let trigger = Trigger {
                             source: "signal",
                             peer: None,
                         };
-                        match reload.reload_with(trigger, || load()) {
+                        match reload.reload(trigger, Request::File) {
                             Ok(version) => tracing::info!(version, "SIGHUP: configuration reloaded"),
-                            Err(problems) => {
-                                for p in &problems {
+                            Err(refused) => {
+                                for p in &refused.errors {
                                     tracing::error!(error = %p, "SIGHUP: configuration not reloaded");
                                 }
                             }

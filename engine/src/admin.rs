@@ -1,5 +1,6 @@
-//! The admin HTTP endpoint: `/metrics`, `/stats`, `/healthz`, `/readyz` to read, and
-//! `POST /config/reload` to write.
+//! The admin HTTP endpoint: `/metrics`, `/stats`, `/healthz`, `/readyz`, `/config`,
+//! `/config/versions` and `/config/diff` to read; `POST /config/reload`, `POST /config` (TOML in
+//! the body) and `POST /config/rollback?to=N` to write.
 //!
 //! Owns: a small, bounded HTTP/1.1 server on its own thread (blocking std sockets: admin traffic is
 //! rare, and keeping it off the cores keeps a scrape from ever delaying a proxied byte). Each request
@@ -21,7 +22,7 @@ use tracing::{debug, warn};
 
 use crate::audit::Trigger;
 use crate::metrics;
-use crate::shared::Shared;
+use crate::shared::{Request, Shared};
 
 const MAX_CONCURRENT: usize = 8;
 const MAX_HEAD: usize = 8 * 1024;
@@ -184,10 +185,13 @@ fn handle(mut stream: TcpStream, shared: &Shared, peer: SocketAddr) -> io::Resul
             false,
             405,
             "text/plain",
-            b"GET and HEAD read; POST /config/reload writes\n",
+            b"GET and HEAD read; POST /config/reload, /config and /config/rollback write\n",
         );
     }
     let route = route.as_str();
+    if let Some((status, content_type, body)) = config_reads(shared, route, &head.path) {
+        return respond(&mut stream, head_only, status, content_type, &body);
+    }
     match route {
         "/metrics" => {
             let body = metrics::render_prometheus(shared);
@@ -218,7 +222,7 @@ fn handle(mut stream: TcpStream, shared: &Shared, peer: SocketAddr) -> io::Resul
             head_only,
             404,
             "text/plain",
-            b"not found; try /metrics, /stats, /healthz or /readyz\n",
+            b"not found; try /metrics, /stats, /healthz, /readyz, /config, /config/versions or /config/diff\n",
         ),
     }
 }
@@ -269,36 +273,125 @@ fn write_endpoint(
     if head.content_length > MAX_BODY {
         return refuse(stream, 413, "request body over 1 MiB");
     }
-    // The body (none is needed today) is read and dropped, so the answer is not a reset.
-    let mut left = head.content_length.saturating_sub(body_start.len());
-    let mut sink = [0u8; 8192];
-    while left > 0 {
-        let n = stream.read(&mut sink[..left.min(8192)])?;
+    let mut body = body_start[..body_start.len().min(head.content_length)].to_vec();
+    let mut chunk = [0u8; 8192];
+    while body.len() < head.content_length {
+        let want = (head.content_length - body.len()).min(chunk.len());
+        let n = stream.read(&mut chunk[..want])?;
         if n == 0 {
             break;
         }
-        left -= n;
+        body.extend_from_slice(&chunk[..n]);
     }
-    match route {
-        "/config/reload" => match shared.reload_hook.get() {
-            None => refuse(
-                stream,
-                409,
-                "this process runs without --config: there is no file to reload",
-            ),
-            Some(reload) => match reload(trigger) {
-                Ok(version) => {
-                    let body = serde_json::json!({ "version": version }).to_string() + "\n";
-                    respond(stream, false, 200, "application/json", body.as_bytes())
-                }
-                Err(errors) => {
-                    let body = serde_json::json!({ "errors": errors }).to_string() + "\n";
-                    respond(stream, false, 400, "application/json", body.as_bytes())
-                }
-            },
+    let request = match route {
+        "/config/reload" => Request::File,
+        "/config" => match std::str::from_utf8(&body) {
+            Ok(text) => Request::Text(text),
+            Err(e) => return refuse(stream, 400, &format!("the body is not UTF-8 TOML: {e}")),
         },
-        _ => refuse(stream, 404, "no such write endpoint; POST /config/reload"),
+        "/config/rollback" => match query(&head.path, "to").and_then(|v| v.parse().ok()) {
+            Some(n) => Request::Rollback(n),
+            None => return refuse(stream, 400, "POST /config/rollback?to=VERSION"),
+        },
+        _ => {
+            return refuse(
+                stream,
+                404,
+                "no such write endpoint; POST /config/reload, /config or /config/rollback?to=N",
+            )
+        }
+    };
+    let Some(reload) = shared.reload_hook.get() else {
+        return refuse(
+            stream,
+            409,
+            "this process runs without --config: there is no configuration file to reload or replace",
+        );
+    };
+    match reload(trigger, request) {
+        Ok(version) => {
+            let body = serde_json::json!({ "version": version }).to_string() + "\n";
+            respond(stream, false, 200, "application/json", body.as_bytes())
+        }
+        Err(refused) => {
+            let body = serde_json::json!({ "errors": refused.errors }).to_string() + "\n";
+            respond(
+                stream,
+                false,
+                refused.status,
+                "application/json",
+                body.as_bytes(),
+            )
+        }
     }
+}
+
+/// The value of `name` in the query of `path`.
+fn query<'p>(path: &'p str, name: &str) -> Option<&'p str> {
+    let (_, q) = path.split_once('?')?;
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// `GET /config`, `/config/versions`, `/config/diff?from=A&to=B`.
+fn config_reads(shared: &Shared, route: &str, path: &str) -> Option<(u16, &'static str, Vec<u8>)> {
+    let versions = shared.versions.lock().ok()?;
+    let text = |s: &str| s.as_bytes().to_vec();
+    Some(match route {
+        "/config" => match versions.current() {
+            Some(v) => (200, "text/plain; charset=utf-8", text(&v.text)),
+            None => (
+                404,
+                "text/plain",
+                text("started without --config: no configuration text\n"),
+            ),
+        },
+        "/config/versions" => {
+            let list: Vec<serde_json::Value> = versions
+                .iter()
+                .map(|v| {
+                    serde_json::json!({
+                        "version": v.version,
+                        "sha256": v.sha256,
+                        "applied_at": crate::versions::rfc3339(v.applied_at),
+                        "source": v.source,
+                        "peer": v.peer,
+                    })
+                })
+                .collect();
+            let current = versions.current().map(|v| v.version);
+            let mut body = serde_json::to_vec_pretty(&serde_json::json!({
+                "current": current,
+                "versions": list,
+            }))
+            .unwrap_or_default();
+            body.push(b'\n');
+            (200, "application/json", body)
+        }
+        "/config/diff" => {
+            let number = |name| query(path, name).and_then(|v| v.parse::<u64>().ok());
+            let to = number("to").or(versions.current().map(|v| v.version));
+            match (number("from").and_then(|f| versions.get(f)), to.and_then(|t| versions.get(t))) {
+                (Some(a), Some(b)) => {
+                    let diff = crate::versions::unified_diff(
+                        &a.text,
+                        &b.text,
+                        &format!("version {}", a.version),
+                        &format!("version {}", b.version),
+                    );
+                    (200, "text/plain; charset=utf-8", text(&diff))
+                }
+                _ => (
+                    404,
+                    "text/plain",
+                    text("GET /config/diff?from=A&to=B: both versions must be in GET /config/versions\n"),
+                ),
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// Compares without an early exit, so the time taken says nothing about where a guess differs.

@@ -128,15 +128,23 @@ pub struct AdminConfig {
     pub token_file: Option<std::path::PathBuf>,
     /// Where every configuration write and reload is recorded (JSON lines).
     pub audit_log: Option<std::path::PathBuf>,
+    /// A configuration applied from `POST /config` is also written to the file.
+    pub persist: bool,
+    /// How many configuration versions the history keeps.
+    pub max_versions: usize,
 }
 
 impl AdminConfig {
+    pub const DEFAULT_MAX_VERSIONS: usize = 16;
+
     /// The admin endpoint at `address`, writes disabled, no audit log.
     pub fn at(address: SocketAddr) -> AdminConfig {
         AdminConfig {
             address,
             token_file: None,
             audit_log: None,
+            persist: false,
+            max_versions: AdminConfig::DEFAULT_MAX_VERSIONS,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Reload {
     pub version: u64,
     /// Upstream TLS client configurations, per cluster index of `config`.
     pub upstream_tls: Vec<(usize, std::sync::Arc<rustls::ClientConfig>)>,
+    /// Told once the core switched, so a reload is answered only when every core serves it.
+    pub done: flume::Sender<()>,
 }
 
 pub type ControlSender = flume::Sender<Control>;

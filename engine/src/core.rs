@@ -47,6 +47,7 @@ fn apply_control(current: &Current, msg: Control) {
                 "configuration reloaded"
             );
             *current.borrow_mut() = Rc::new(next);
+            let _ = r.done.send(());
         }
         Control::Drain => {}
     }

@@ -20,6 +20,7 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("shared", 0),
     ("notify", 0),
     ("audit", 0),
+    ("versions", 0),
     // 1: TLS (certificates, the TLS stream).
     ("tls_stream", 1),
     ("tls", 1),
@@ -57,6 +58,7 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("admin", 9),
     // 10: start-up and shutdown.
     ("server", 10),
+    ("reload", 10),
     // 11: the crate root.
     ("", 11),
     // Test-only.

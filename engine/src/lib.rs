@@ -20,6 +20,7 @@ pub mod listener;
 mod log_limit;
 pub mod metrics;
 mod notify;
+mod reload;
 pub mod server;
 mod shared;
 pub mod stats;
@@ -28,5 +29,9 @@ pub mod tls;
 mod tls_stream;
 mod udp_proxy;
 mod upstream;
+mod versions;
 
-pub use server::{ConfigSource, DrainHandle, ReloadHandle, Server, StartError, Trigger};
+pub use server::{
+    ConfigLoader, ConfigSource, DrainHandle, Refused, ReloadHandle, Request, Server, StartError,
+    Trigger,
+};

@@ -23,10 +23,8 @@ use crate::control::{self, Control};
 use crate::core as core_rt;
 use crate::http::access_log::{AccessLog, CoreAccessLog};
 use crate::listener;
-pub use crate::shared::{Published, Shared};
-
-/// Loads the configuration again (the CLI's loader over the `--config` file), for reloads.
-pub type ConfigSource = Arc<dyn Fn() -> Result<Config, Vec<String>> + Send + Sync>;
+pub use crate::reload::{ConfigLoader, ConfigSource, ReloadHandle};
+pub use crate::shared::{Published, Refused, Request, Shared};
 use crate::stats::{CoreStats, DriverKind};
 
 #[derive(Debug)]
@@ -80,15 +78,6 @@ pub struct DrainHandle {
     shared: Arc<Shared>,
 }
 
-/// Reloads TLS certificates from their files (see [`Server::reload_handle`]).
-#[derive(Clone)]
-pub struct ReloadHandle {
-    tls: Arc<std::sync::Mutex<crate::tls::ListenerTls>>,
-    shared: Arc<Shared>,
-    /// Held while a configuration reload is applied: reloads are serialised.
-    reloading: Arc<std::sync::Mutex<()>>,
-}
-
 /// Reads the admin write token: the file's content without surrounding whitespace, not empty.
 fn read_token(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -102,146 +91,6 @@ fn read_token(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
         )));
     }
     Ok(token.as_bytes().to_vec())
-}
-
-/// A reload keeps the listeners: same names, addresses, protocols, sniffing and TLS, in the same
-/// order (their sockets and accept loops stay; HTTP routes, limits and timeouts, the cluster of a
-/// TCP listener and idle timeouts may change).
-fn listeners_unchanged(old: &Config, new: &Config) -> Result<(), Vec<String>> {
-    let key = |l: &crate::config::ListenerConfig| {
-        (
-            l.name.clone(),
-            l.address,
-            l.protocol,
-            l.sniff,
-            l.tls.clone(),
-            l.http.is_some(),
-            l.backlog,
-        )
-    };
-    let before: Vec<_> = old.listeners.iter().map(key).collect();
-    let after: Vec<_> = new.listeners.iter().map(key).collect();
-    if before == after {
-        return Ok(());
-    }
-    let names = |c: &Config| {
-        c.listeners
-            .iter()
-            .map(|l| format!("{} ({} {})", l.name, l.protocol.as_str(), l.address))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    Err(vec![format!(
-        "listeners cannot change by reload yet (restart to add, remove or change one): running [{}], reloaded file has [{}]",
-        names(old),
-        names(new)
-    )])
-}
-
-impl ReloadHandle {
-    /// Applies a new configuration, validated and loaded off the cores (the CLI loads files with
-    /// the same loader as `strait check`): every core switches to it for new connections;
-    /// connections already open finish on the version they started with; counters, histograms
-    /// and idle upstream connections of listeners, routes, clusters and endpoints that still
-    /// exist carry over by name. An invalid configuration changes nothing: the problems are
-    /// returned (and logged by the caller) and counted. Reloads are serialised. Listeners
-    /// cannot change by reload yet (their sockets and accept loops stay): such a reload is
-    /// refused with the listener named. Returns the new version.
-    pub fn reload_config(&self, trigger: Trigger, config: Config) -> Result<u64, Vec<String>> {
-        self.reload_with(trigger, || Ok(config))
-    }
-
-    /// [`reload_config`](Self::reload_config) with the configuration loaded by `load` (a file
-    /// read by the CLI's loader), inside the reload's serialisation: a file that does not load
-    /// is a failed reload like any other (counted, nothing changed).
-    pub fn reload_with(
-        &self,
-        trigger: Trigger,
-        load: impl FnOnce() -> Result<Config, Vec<String>>,
-    ) -> Result<u64, Vec<String>> {
-        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
-        crate::notify::reloading();
-        let before = self.shared.published().version;
-        let result = load().and_then(|config| self.apply(config));
-        crate::notify::notify("READY=1");
-        let shared = &self.shared;
-        if let Some(audit) = &shared.audit {
-            let (after, errors) = match &result {
-                Ok(v) => (*v, Vec::new()),
-                Err(e) => (before, e.clone()),
-            };
-            audit.record(
-                trigger,
-                serde_json::json!({
-                    "action": "reload",
-                    "version_before": before,
-                    "version_after": after,
-                    "result": if result.is_ok() { "success" } else { "failure" },
-                    "errors": errors,
-                }),
-            );
-        }
-        match &result {
-            Ok(version) => {
-                shared.reloads_succeeded.fetch_add(1, Ordering::Relaxed);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                shared.last_reload_success.store(now, Ordering::Relaxed);
-                info!(version, "configuration reloaded");
-            }
-            Err(problems) => {
-                shared.reloads_failed.fetch_add(1, Ordering::Relaxed);
-                warn!(errors = problems.len(), first = %problems.first().map_or("", String::as_str),
-                    "configuration not reloaded; the running one stays");
-            }
-        }
-        result
-    }
-
-    fn apply(&self, config: Config) -> Result<u64, Vec<String>> {
-        config
-            .validate()
-            .map_err(|issues| issues.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-        let current = self.shared.published();
-        listeners_unchanged(&current.config, &config)?;
-        let mut upstream_tls = Vec::new();
-        for (i, c) in config.clusters.iter().enumerate() {
-            let Some(t) = &c.http.tls else { continue };
-            let built = crate::tls::client_config(t, c.http.protocol)
-                .map_err(|e| vec![format!("cluster {:?}: TLS: {e}", c.name)])?;
-            upstream_tls.push((i, Arc::new(built)));
-        }
-        let config = Arc::new(config);
-        let version = current.version + 1;
-        let cores: Vec<Arc<CoreStats>> = current
-            .cores
-            .iter()
-            .map(|c| Arc::new(c.carry_over(&current.config, &config)))
-            .collect();
-        for (control, stats) in self.shared.controls.iter().zip(&cores) {
-            let _ = control.send(Control::Reload(Box::new(control::Reload {
-                config: config.clone(),
-                stats: stats.clone(),
-                version,
-                upstream_tls: upstream_tls.clone(),
-            })));
-        }
-        self.shared.publish(Published {
-            config,
-            cores,
-            version,
-            listener_addresses: current.listener_addresses.clone(),
-        });
-        Ok(version)
-    }
-
-    /// Reloads every TLS listener's certificates and hands them to the cores (handshakes in
-    /// flight are unaffected). All or nothing: on error nothing changes, and the error names
-    /// the listener and the file. Returns how many listeners were reloaded.
-    pub fn reload_certificates(&self) -> Result<usize, String> {
-        crate::tls::reload(&self.tls, &self.shared)
-    }
 }
 
 impl DrainHandle {
@@ -278,6 +127,7 @@ pub struct Server {
     tls: Arc<std::sync::Mutex<crate::tls::ListenerTls>>,
     watcher: Option<crate::tls::CertificateWatcher>,
     reloading: Arc<std::sync::Mutex<()>>,
+    source: Arc<std::sync::OnceLock<ConfigSource>>,
 }
 
 impl Server {
@@ -326,6 +176,8 @@ impl Server {
         }
         let mut shared = Shared::new(config.clone(), cores.clone(), controls, listener_addresses);
         if let Some(a) = &config.admin {
+            shared.persist = a.persist;
+            shared.versions = std::sync::Mutex::new(crate::versions::Versions::new(a.max_versions));
             shared.admin_token = a.token_file.as_deref().map(read_token).transpose()?;
             shared.audit = a
                 .audit_log
@@ -400,6 +252,7 @@ impl Server {
             tls,
             watcher,
             reloading: Arc::default(),
+            source: Arc::default(),
         };
         if let Some(e) = failure {
             server.drain();
@@ -449,12 +302,22 @@ impl Server {
 
     /// A handle that reloads certificates from another thread (SIGHUP).
     /// Where the configuration comes from on a reload (the `--config` file, re-read with the
-    /// command line's overrides): enables the admin API's `POST /config/reload`.
-    pub fn set_config_source(&self, source: ConfigSource) {
+    /// command line's overrides, or TOML text through the same loader), and the text the process
+    /// started with (version 0): enables SIGHUP's file reload and the admin API's writes.
+    pub fn set_config_source(&self, source: ConfigSource, initial_text: &str) {
+        if self.source.set(source).is_err() {
+            return;
+        }
+        if let Ok(mut v) = self.shared.versions.lock() {
+            v.push(0, "file", None, initial_text);
+        }
         let handle = self.reload_handle();
-        let _ = self.shared.reload_hook.set(Box::new(move |trigger| {
-            handle.reload_with(trigger, || source())
-        }));
+        let _ = self
+            .shared
+            .reload_hook
+            .set(Box::new(move |trigger, request| {
+                handle.reload(trigger, request)
+            }));
     }
 
     pub fn reload_handle(&self) -> ReloadHandle {
@@ -462,6 +325,7 @@ impl Server {
             tls: self.tls.clone(),
             shared: self.shared.clone(),
             reloading: self.reloading.clone(),
+            source: self.source.clone(),
         }
     }
 

@@ -7,13 +7,14 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use crate::audit::{Audit, Trigger};
 use crate::config::Config;
 use crate::control::ControlSender;
 use crate::stats::CoreStats;
+use crate::versions::Versions;
 
 /// State the control plane shares with the admin server (never with the data path).
 pub struct Shared {
@@ -33,13 +34,45 @@ pub struct Shared {
     pub admin_token: Option<Vec<u8>>,
     /// `[admin] audit_log`.
     pub audit: Option<Audit>,
-    /// Reloads the configuration from its source (the `--config` file), set once the process
-    /// runs from a file; the admin's `POST /config/reload` calls it.
+    /// Reloads the configuration (set once the process runs from a file); the admin API's
+    /// writes call it.
     pub reload_hook: OnceLock<ReloadHook>,
+    /// The applied configurations, newest last (`[admin] max_versions`).
+    pub versions: Mutex<Versions>,
+    /// `[admin] persist`: a configuration applied from `POST /config` is written to the file.
+    pub persist: bool,
 }
 
-/// See [`Shared::reload_hook`]: the new version, or the problems (nothing changed).
-pub type ReloadHook = Box<dyn Fn(Trigger) -> Result<u64, Vec<String>> + Send + Sync>;
+/// See [`Shared::reload_hook`]: the new version, or why nothing changed.
+pub type ReloadHook = Box<dyn Fn(Trigger, Request<'_>) -> Result<u64, Refused> + Send + Sync>;
+
+/// What a reload applies.
+#[derive(Debug, Clone, Copy)]
+pub enum Request<'a> {
+    /// The configuration file, read again.
+    File,
+    /// TOML text (`POST /config`).
+    Text(&'a str),
+    /// The text of an earlier version, applied as a new one.
+    Rollback(u64),
+}
+
+/// Why a reload did not happen: an HTTP-like status for the admin API (400: invalid, 404: no
+/// such version, 409: nothing to reload from) and the problems.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub errors: Vec<String>,
+}
+
+impl Refused {
+    pub(crate) fn invalid(errors: Vec<String>) -> Refused {
+        Refused {
+            status: 400,
+            errors,
+        }
+    }
+}
 
 /// A configuration version and every core's counters for it, as the admin reads them.
 pub struct Published {
@@ -75,6 +108,8 @@ impl Shared {
             admin_token: None,
             audit: None,
             reload_hook: OnceLock::new(),
+            versions: Mutex::new(Versions::new(16)),
+            persist: false,
         }
     }
 

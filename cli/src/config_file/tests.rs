@@ -498,7 +498,7 @@ connect_timeout = "1s"
         errors(text),
         [
             "strait.toml:1:1: admin.address: missing required key \"address\" in [admin]",
-            "strait.toml:2:1: admin.port: unknown key \"port\"; valid keys in [admin]: \"address\", \"token_file\", \"audit_log\"",
+            "strait.toml:2:1: admin.port: unknown key \"port\"; valid keys in [admin]: \"address\", \"token_file\", \"audit_log\", \"persist\", \"max_versions\"",
             "strait.toml:4:1: listener[0].name: missing required key \"name\" in [[listener]]",
             "strait.toml:4:1: listener[0].address: missing required key \"address\" in [[listener]]",
             "strait.toml:4:1: listener[0].cluster: missing required key \"cluster\" in [[listener]]",

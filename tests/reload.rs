@@ -448,3 +448,28 @@ fn versions_diff_replace_and_rollback_round_trip() {
     assert_eq!(json["versions"][3]["source"], "rollback");
     assert_eq!(json["versions"][3]["sha256"], json["versions"][0]["sha256"]);
 }
+
+/// `[runtime] watch_config = true`: a change to the file is applied without a signal.
+#[test]
+fn watch_config_reloads_a_changed_file() {
+    let (one, two, echo) = (labelled("one"), labelled("two"), Origin::echo());
+    let watched = |extra: &str| {
+        format!(
+            "[runtime]\nwatch_config = true\n{}",
+            config(one.addr, two.addr, echo.addr, extra)
+        )
+    };
+    let p = Reloadable::start(&watched(""));
+    assert_eq!(get(p.listen, "/b/1").0, 404);
+    // Modification times can be coarse: make sure the size changes too.
+    p.rewrite(&watched(ROUTE_B));
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while get(p.listen, "/b/1").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the changed file was not reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(p.listen, "/b/2"), (200, "two /b/2".into()));
+}

@@ -179,6 +179,7 @@ const RUNTIME_KEYS: &[&str] = &[
     "max_connections_per_core",
     "relay",
     "relay_buffer_size",
+    "watch_config",
 ];
 const ADMIN_KEYS: &[&str] = &[
     "address",
@@ -333,6 +334,11 @@ fn runtime(ctx: &mut Ctx<'_>, mut t: TableCursor<'_, '_>) -> RuntimeConfig {
     if let Some(f) = t.get(ctx, "relay_buffer_size") {
         if let Some(n) = size(ctx, &f, limits::MIN_RELAY_BUFFER, limits::MAX_RELAY_BUFFER) {
             rt.relay_buffer_size = n;
+        }
+    }
+    if let Some(f) = t.get(ctx, "watch_config") {
+        if let Some(b) = values::boolean(ctx, &f) {
+            rt.watch_config = b;
         }
     }
     t.finish(ctx);

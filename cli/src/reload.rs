@@ -89,6 +89,10 @@ impl strait_engine::ConfigLoader for FileLoader {
 
     /// Written to a temporary file beside it, then renamed over it: a crash never leaves half a
     /// file.
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn persist(&self, text: &str) -> Result<(), String> {
         let tmp = self.path.with_extension("toml.strait-new");
         std::fs::write(&tmp, text)

@@ -53,6 +53,8 @@ pub struct RuntimeConfig {
     pub relay: RelayMode,
     /// Pipe capacity for splice (per direction) and buffer size for the copy relay.
     pub relay_buffer_size: u32,
+    /// Reload the configuration file when it changes on disk (polled every 2 s).
+    pub watch_config: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -66,6 +68,7 @@ impl Default for RuntimeConfig {
             // Measured faster than splice on loopback (docs/performance.md); splice is one setting away.
             relay: RelayMode::Copy,
             relay_buffer_size: 256 * 1024,
+            watch_config: false,
         }
     }
 }

@@ -26,6 +26,8 @@ pub trait ConfigLoader: Send + Sync {
     fn load_text(&self, text: &str) -> Result<Config, Vec<String>>;
     /// Writes `text` over the file (`[admin] persist = true`).
     fn persist(&self, text: &str) -> Result<(), String>;
+    /// The file, for `[runtime] watch_config`.
+    fn path(&self) -> &std::path::Path;
 }
 
 pub type ConfigSource = Arc<dyn ConfigLoader>;
@@ -253,4 +255,60 @@ fn listeners_unchanged(old: &Config, new: &Config) -> Result<(), Vec<String>> {
         names(old),
         names(new)
     )])
+}
+
+/// `[runtime] watch_config`: polls the configuration file (modification time and size) every
+/// 2 s and reloads it when it changed, as SIGHUP would. A file caught mid-write fails to load
+/// (counted) and is retried at the next change. Stops when dropped.
+pub(crate) struct ConfigWatcher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl ConfigWatcher {
+    pub(crate) fn start(handle: ReloadHandle, path: std::path::PathBuf) -> Option<ConfigWatcher> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let stamp = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.modified().ok(), m.len()))
+        };
+        let spawned = std::thread::Builder::new()
+            .name("strait-config-watch".into())
+            .spawn(move || {
+                let mut last = stamp(&path);
+                while !stopping.load(Ordering::Relaxed) {
+                    std::thread::sleep(WATCH_PERIOD);
+                    let now = stamp(&path);
+                    if now == last {
+                        continue;
+                    }
+                    last = now;
+                    let trigger = Trigger {
+                        source: "watch",
+                        peer: None,
+                    };
+                    if let Err(r) = handle.reload(trigger, Request::File) {
+                        for e in &r.errors {
+                            tracing::error!(error = %e, "configuration file changed but not reloaded");
+                        }
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => Some(ConfigWatcher { stop }),
+            Err(e) => {
+                warn!(error = %e, "cannot start the configuration file watcher");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for ConfigWatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }

@@ -128,6 +128,8 @@ pub struct Server {
     watcher: Option<crate::tls::CertificateWatcher>,
     reloading: Arc<std::sync::Mutex<()>>,
     source: Arc<std::sync::OnceLock<ConfigSource>>,
+    /// `[runtime] watch_config`; stops with the server.
+    config_watcher: std::sync::Mutex<Option<crate::reload::ConfigWatcher>>,
 }
 
 impl Server {
@@ -253,6 +255,7 @@ impl Server {
             watcher,
             reloading: Arc::default(),
             source: Arc::default(),
+            config_watcher: std::sync::Mutex::new(None),
         };
         if let Some(e) = failure {
             server.drain();
@@ -318,6 +321,14 @@ impl Server {
             .set(Box::new(move |trigger, request| {
                 handle.reload(trigger, request)
             }));
+        if self.shared.published().config.runtime.watch_config {
+            if let (Some(source), Ok(mut w)) = (self.source.get(), self.config_watcher.lock()) {
+                *w = crate::reload::ConfigWatcher::start(
+                    self.reload_handle(),
+                    source.path().to_path_buf(),
+                );
+            }
+        }
     }
 
     pub fn reload_handle(&self) -> ReloadHandle {

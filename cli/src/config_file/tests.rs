@@ -67,6 +67,7 @@ fn the_documented_example_loads_with_every_value() {
             max_connections_per_core: 20_000,
             relay: RelayMode::Splice,
             relay_buffer_size: 128 * 1024,
+            watch_config: false,
         }
     );
     assert_eq!(c.admin, Some(AdminConfig::at(addr("127.0.0.1:9901"))));

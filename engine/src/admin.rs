@@ -27,6 +27,8 @@ use crate::shared::{Request, Shared};
 const MAX_CONCURRENT: usize = 8;
 const MAX_HEAD: usize = 8 * 1024;
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// The whole request (head and body) must arrive within this.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// Largest request body a write endpoint reads.
 const MAX_BODY: usize = 1024 * 1024;
 
@@ -123,10 +125,16 @@ struct Head {
 fn handle(mut stream: TcpStream, shared: &Shared, peer: SocketAddr) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    // One deadline for the whole request (head and body), so a client trickling bytes cannot
+    // hold one of the few admin threads for longer than that.
+    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut buf = vec![0u8; MAX_HEAD];
     let mut len = 0;
     let head = loop {
+        if !within(&stream, deadline)? {
+            return respond(&mut stream, false, 408, "text/plain", b"request too slow\n");
+        }
         let n = stream.read(&mut buf[len..])?;
         if n == 0 {
             return Ok(());
@@ -176,6 +184,7 @@ fn handle(mut stream: TcpStream, shared: &Shared, peer: SocketAddr) -> io::Resul
             &head,
             &route,
             &buf[body_start..len],
+            deadline,
         );
     }
     let head_only = head.method == "HEAD";
@@ -236,6 +245,7 @@ fn write_endpoint(
     head: &Head,
     route: &str,
     body_start: &[u8],
+    deadline: std::time::Instant,
 ) -> io::Result<()> {
     let trigger = Trigger {
         source: "api",
@@ -276,12 +286,22 @@ fn write_endpoint(
     let mut body = body_start[..body_start.len().min(head.content_length)].to_vec();
     let mut chunk = [0u8; 8192];
     while body.len() < head.content_length {
+        if !within(stream, deadline)? {
+            return refuse(stream, 408, "the request body was not received in time");
+        }
         let want = (head.content_length - body.len()).min(chunk.len());
         let n = stream.read(&mut chunk[..want])?;
         if n == 0 {
             break;
         }
         body.extend_from_slice(&chunk[..n]);
+    }
+    if body.len() != head.content_length {
+        return refuse(
+            stream,
+            400,
+            "the request body ended before its Content-Length",
+        );
     }
     let request = match route {
         "/config/reload" => Request::File,
@@ -326,6 +346,16 @@ fn write_endpoint(
     }
 }
 
+/// Sets the next read's timeout to what is left before `deadline`; false once it has passed.
+fn within(stream: &TcpStream, deadline: std::time::Instant) -> io::Result<bool> {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    if left.is_zero() {
+        return Ok(false);
+    }
+    stream.set_read_timeout(Some(left.min(IO_TIMEOUT)))?;
+    Ok(true)
+}
+
 /// The value of `name` in the query of `path`.
 fn query<'p>(path: &'p str, name: &str) -> Option<&'p str> {
     let (_, q) = path.split_once('?')?;
@@ -337,6 +367,9 @@ fn query<'p>(path: &'p str, name: &str) -> Option<&'p str> {
 
 /// `GET /config`, `/config/versions`, `/config/diff?from=A&to=B`.
 fn config_reads(shared: &Shared, route: &str, path: &str) -> Option<(u16, &'static str, Vec<u8>)> {
+    if !route.starts_with("/config") {
+        return None;
+    }
     let versions = shared.versions.lock().ok()?;
     let text = |s: &str| s.as_bytes().to_vec();
     Some(match route {
@@ -373,7 +406,13 @@ fn config_reads(shared: &Shared, route: &str, path: &str) -> Option<(u16, &'stat
         "/config/diff" => {
             let number = |name| query(path, name).and_then(|v| v.parse::<u64>().ok());
             let to = number("to").or(versions.current().map(|v| v.version));
-            match (number("from").and_then(|f| versions.get(f)), to.and_then(|t| versions.get(t))) {
+            let pair = (
+                number("from").and_then(|f| versions.get(f)).cloned(),
+                to.and_then(|t| versions.get(t)).cloned(),
+            );
+            // The texts are copied out: a reload never waits for a diff.
+            drop(versions);
+            match pair {
                 (Some(a), Some(b)) => {
                     let diff = crate::versions::unified_diff(
                         &a.text,
@@ -417,6 +456,7 @@ fn respond(
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         409 => "Conflict",
         413 => "Content Too Large",
         431 => "Request Header Fields Too Large",

@@ -214,7 +214,12 @@ impl CoreContext {
         version: u64,
         upstream_tls: &[(usize, Arc<rustls::ClientConfig>)],
     ) -> CoreContext {
+        // The samples move to the next version: this one's connections record from zero, and a
+        // histogram read adds both (core.rs, answer_histograms) without counting any twice.
         let histograms = self.histograms.borrow().carry_over(&self.config, &config);
+        if let Ok(mut h) = self.histograms.try_borrow_mut() {
+            h.reset();
+        }
         let next = CoreContext {
             version,
             histograms: RefCell::new(histograms),

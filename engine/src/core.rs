@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use monoio::io::{CancelHandle, Canceller};
@@ -26,14 +26,41 @@ use crate::stats::{CoreHistograms, Detected};
 use crate::tcp_proxy;
 use crate::udp_proxy;
 
-/// The core's current configuration version: new connections take it (one `Rc` clone per
-/// accepted connection); open ones keep the version they started with.
-type Current = Rc<RefCell<Rc<CoreContext>>>;
+/// The core's configuration versions: the current one, which new connections take (one `Rc`
+/// clone per accepted connection), and the older ones still used by open connections (weakly
+/// held: a version is freed when its last connection ends). Their histograms are reported with
+/// the current one's, and their pools are swept and emptied at drain like its.
+struct Epochs {
+    current: RefCell<Rc<CoreContext>>,
+    old: RefCell<Vec<Weak<CoreContext>>>,
+}
+
+type Current = Rc<Epochs>;
+
+impl Epochs {
+    fn borrow(&self) -> std::cell::Ref<'_, Rc<CoreContext>> {
+        self.current.borrow()
+    }
+
+    fn swap(&self, next: CoreContext) {
+        let previous = std::mem::replace(&mut *self.current.borrow_mut(), Rc::new(next));
+        let mut old = self.old.borrow_mut();
+        old.retain(|w| w.strong_count() > 0);
+        old.push(Rc::downgrade(&previous));
+    }
+
+    /// The older versions still in use.
+    fn live_old(&self) -> Vec<Rc<CoreContext>> {
+        let mut old = self.old.borrow_mut();
+        old.retain(|w| w.strong_count() > 0);
+        old.iter().filter_map(Weak::upgrade).collect()
+    }
+}
 
 fn apply_control(current: &Current, msg: Control) {
     let ctx = current.borrow().clone();
     match msg {
-        Control::Histograms(reply) => answer_histograms(&ctx, reply),
+        Control::Histograms(reply) => answer_histograms(current, reply),
         Control::Tls(configs) => {
             for (listener, config) in configs {
                 ctx.set_tls(listener, &config);
@@ -46,7 +73,7 @@ fn apply_control(current: &Current, msg: Control) {
                 version = r.version,
                 "configuration reloaded"
             );
-            *current.borrow_mut() = Rc::new(next);
+            current.swap(next);
             let _ = r.done.send(());
         }
         Control::Drain => {}
@@ -61,10 +88,13 @@ pub(crate) async fn run(
 ) {
     // One timer for every connection's idle timeout; lives (detached) as long as the runtime.
     {
-        let ctx = ctx.clone();
-        drop(monoio::spawn(async move { ctx.relay.idle.run().await }));
+        let relay = ctx.relay.clone();
+        drop(monoio::spawn(async move { relay.idle.run().await }));
     }
-    let current: Current = Rc::new(RefCell::new(ctx.clone()));
+    let current: Current = Rc::new(Epochs {
+        current: RefCell::new(ctx.clone()),
+        old: RefCell::new(Vec::new()),
+    });
     if ctx.http.is_active() {
         drop(monoio::spawn(http_housekeeping(current.clone())));
     }
@@ -97,6 +127,8 @@ pub(crate) async fn run(
         }
     }
 
+    // Version 0 lives on only through its connections (and UDP listeners, which keep it).
+    drop(ctx);
     // Runs until Drain, or until the server's sender is gone.
     loop {
         match control.recv_async().await {
@@ -119,8 +151,10 @@ pub(crate) async fn run(
     // Keep-alive connections between requests close now; busy ones finish their request and
     // answer it with `connection: close`.
     ctx.open_sockets.borrow_mut().close_idle();
-    ctx.http.pools.borrow_mut().clear();
-    ctx.http.h2_clients.clear();
+    for version in std::iter::once(ctx.clone()).chain(current.live_old()) {
+        version.http.pools.borrow_mut().clear();
+        version.http.h2_clients.clear();
+    }
     info!(
         core = ctx.stats.index,
         open_connections = ctx.active.get(),
@@ -178,13 +212,23 @@ async fn http_housekeeping(current: Current) {
         let now = Instant::now();
         if now.duration_since(last_sweep) >= sweep_every {
             last_sweep = now;
-            ctx.http.pools.borrow_mut().sweep(now);
+            for version in std::iter::once(ctx.clone()).chain(current.live_old()) {
+                version.http.pools.borrow_mut().sweep(now);
+            }
         }
     }
 }
 
-fn answer_histograms(ctx: &CoreContext, reply: flume::Sender<(u64, CoreHistograms)>) {
-    let copy = ctx.histograms.borrow().clone();
+/// The current version's histograms plus what connections of older versions recorded since
+/// they were replaced (each version's samples moved to its successor at the swap, so nothing is
+/// counted twice), laid out for the current version.
+fn answer_histograms(current: &Current, reply: flume::Sender<(u64, CoreHistograms)>) {
+    let ctx = current.borrow().clone();
+    let mut copy = ctx.histograms.borrow().clone();
+    for old in current.live_old() {
+        let mapped = old.histograms.borrow().carry_over(&old.config, &ctx.config);
+        copy.merge(&mapped);
+    }
     // The asker may have given up (timeout); that is fine.
     let _ = reply.send((ctx.version, copy));
 }
@@ -202,18 +246,26 @@ async fn accept_loop(
     listener: TcpListener,
     cancel: CancelHandle,
 ) {
-    // The per-core parts (the connection count, the drain flag) and the listener itself are the
-    // same in every configuration version (a reload does not change listeners).
-    let ctx = current.borrow().clone();
-    let name = &ctx.config.listeners[listener_index].name;
-    let l = &ctx.config.listeners[listener_index];
+    // The per-core parts (the connection count, the drain flag, the core's counters) and the
+    // listener itself are the same in every configuration version (a reload does not change
+    // listeners); the loop keeps only those, not a version.
+    let first = current.borrow().clone();
+    let name = first.config.listeners[listener_index].name.clone();
+    let l = &first.config.listeners[listener_index];
     // Sniffing and TLS need the entry phase; plain HTTP and TCP go straight to their handler.
     let entry = match (l.protocol, &l.tls) {
         (ListenerProtocol::Auto, _) | (_, Some(_)) => Entry::Sniff,
         (ListenerProtocol::Http, None) => Entry::Http,
         _ => Entry::Tcp,
     };
-    let max = ctx.config.runtime.max_connections_per_core;
+    let max = first.config.runtime.max_connections_per_core;
+    let (active, draining, totals, core) = (
+        first.active.clone(),
+        first.draining.clone(),
+        first.stats.totals.clone(),
+        first.stats.index,
+    );
+    drop(first);
     let resource_warnings = LogLimit::per_second();
     let listener_fd = {
         use std::os::fd::AsRawFd;
@@ -255,44 +307,44 @@ async fn accept_loop(
         // client's core a wakeup of this one: measured ~12 % fewer connections per second on
         // the load core). Bounded, so a connection storm cannot starve open connections.
         for _ in 0..BACKLOG_BATCH {
-            if ctx.draining.get() || ctx.active.get() >= max {
+            if draining.get() || active.get() >= max {
                 break;
             }
             match listener::accept_queued(listener_fd, nonblocking) {
                 Some((stream, peer)) => match TcpStream::from_std(stream) {
                     Ok(stream) => start(stream, peer),
                     Err(e) => {
-                        ctx.stats.totals.accept_errors.inc();
-                        debug!(core = ctx.stats.index, error = %e, "cannot register an accepted connection");
+                        totals.accept_errors.inc();
+                        debug!(core, error = %e, "cannot register an accepted connection");
                     }
                 },
                 None => break,
             }
         }
-        if ctx.draining.get() {
+        if draining.get() {
             break;
         }
         match listener.cancelable_accept(cancel.clone()).await {
             Ok((stream, peer)) => start(stream, peer),
-            Err(_) if ctx.draining.get() => break,
+            Err(_) if draining.get() => break,
             Err(e) => {
-                ctx.stats.totals.accept_errors.inc();
+                totals.accept_errors.inc();
                 if is_resource_exhaustion(&e) {
                     // Out of fds or memory: the pending connection stays in the backlog. Back off
                     // instead of spinning on accept, and say so at most once a second.
                     if let Some(suppressed) = resource_warnings.allow() {
-                        warn!(core = ctx.stats.index, listener = %name, error = %e, suppressed,
+                        warn!(core, listener = %name, error = %e, suppressed,
                             "accept failed: out of resources; raise the file descriptor limit (ulimit -n) or lower max_connections_per_core");
                     }
                     monoio::time::sleep(Duration::from_millis(20)).await;
                 } else if !is_transient(&e) {
-                    warn!(core = ctx.stats.index, listener = %name, error = %e, "accept failed");
+                    warn!(core, listener = %name, error = %e, "accept failed");
                     monoio::time::sleep(Duration::from_millis(5)).await;
                 }
             }
         }
     }
-    debug!(core = ctx.stats.index, listener = %name, "accept loop stopped");
+    debug!(core, listener = %name, "accept loop stopped");
     drop(listener);
 }
 

@@ -62,15 +62,25 @@ impl ReloadHandle {
         crate::notify::reloading();
         let before = self.shared.published().version;
         let result = self.load(request).and_then(|(config, text, label)| {
+            if trigger.source == "watch" && self.is_current(&text) {
+                // The watcher saw the file this process just wrote (persist) or touched: no
+                // new version for the same text.
+                return Ok(before);
+            }
             let version = self.apply(config).map_err(Refused::invalid)?;
             if let Ok(mut v) = self.shared.versions.lock() {
                 v.push(version, label, trigger.peer.map(|p| p.to_string()), &text);
             }
-            if let (Request::Text(_), true, Some(source)) =
-                (request, self.shared.persist, self.source.get())
-            {
+            let from_api = matches!(request, Request::Text(_) | Request::Rollback(_));
+            if let (true, true, Some(source)) = (from_api, self.shared.persist, self.source.get()) {
                 if let Err(e) = source.persist(&text) {
-                    warn!(error = %e, "the applied configuration could not be written back to the file");
+                    // Applied, but the file still holds the previous text: say so.
+                    return Err(Refused {
+                        status: 500,
+                        errors: vec![format!(
+                            "version {version} is applied but was not written back to the file: {e}"
+                        )],
+                    });
                 }
             }
             Ok(version)
@@ -78,6 +88,16 @@ impl ReloadHandle {
         crate::notify::notify("READY=1");
         self.account(trigger, request, before, &result);
         result
+    }
+
+    /// Whether `text` is the configuration in force.
+    fn is_current(&self, text: &str) -> bool {
+        self.shared
+            .versions
+            .lock()
+            .ok()
+            .and_then(|v| v.current().map(|c| c.text == text))
+            .unwrap_or(false)
     }
 
     /// The configuration, its text and its history label for `request`.
@@ -171,6 +191,7 @@ impl ReloadHandle {
             .map_err(|issues| issues.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         let current = self.shared.published();
         listeners_unchanged(&current.config, &config)?;
+        start_up_settings_unchanged(&current.config, &config)?;
         let mut upstream_tls = Vec::new();
         for (i, c) in config.clusters.iter().enumerate() {
             let Some(t) = &c.http.tls else { continue };
@@ -218,6 +239,35 @@ impl ReloadHandle {
         });
         Ok(version)
     }
+}
+
+/// What only a restart applies: `[runtime]` (except `watch_config`), `[admin]`, `[log]` and
+/// `[access_log]` are read at start-up; a reload that changes them is refused rather than
+/// reported as applied.
+fn start_up_settings_unchanged(old: &Config, new: &Config) -> Result<(), Vec<String>> {
+    let mut changed = Vec::new();
+    let mut runtime = new.runtime.clone();
+    runtime.watch_config = old.runtime.watch_config;
+    if runtime != old.runtime {
+        changed.push("[runtime]");
+    }
+    if new.admin != old.admin {
+        changed.push("[admin]");
+    }
+    if new.log != old.log {
+        changed.push("[log]");
+    }
+    if new.access_log != old.access_log {
+        changed.push("[access_log]");
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(vec![format!(
+        "{} changed: these settings are read at start-up only (restart to change them); \
+         routes, clusters, endpoints, HTTP limits and timeouts reload",
+        changed.join(", ")
+    )])
 }
 
 /// How long a reload waits for every core to confirm the switch.

@@ -325,8 +325,13 @@ impl RouteSlots {
 pub struct Carried {
     pub listeners: Vec<Option<usize>>,
     pub clusters: Vec<Option<usize>>,
-    /// Per new cluster, per endpoint: (old cluster, old endpoint).
+    /// Per new cluster, per endpoint: (old cluster, old endpoint), by address (the n-th
+    /// endpoint of an address maps to the n-th of the old cluster's with that address).
     pub endpoints: Vec<Vec<Option<(usize, usize)>>>,
+    /// The same, for open upstream connections: only where the cluster's way of connecting
+    /// (protocol, TLS settings, PROXY protocol) is unchanged, so no connection made under the
+    /// old settings serves the new ones.
+    pub connections: Vec<Vec<Option<(usize, usize)>>>,
     /// Per new route slot ([`RouteSlots`]): the old slot.
     pub routes: Vec<Option<usize>>,
 }
@@ -351,25 +356,48 @@ impl Carried {
             };
             Some(old_slots.slot(old, ol, route))
         };
+        let endpoints: Vec<Vec<Option<(usize, usize)>>> = new
+            .clusters
+            .iter()
+            .map(|c| {
+                let oc = cluster_at(&c.name);
+                c.endpoints
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        let oc = oc?;
+                        let nth = c.endpoints[..i]
+                            .iter()
+                            .filter(|x| x.address == e.address)
+                            .count();
+                        let oe = old.clusters[oc]
+                            .endpoints
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, o)| o.address == e.address)
+                            .nth(nth)?
+                            .0;
+                        Some((oc, oe))
+                    })
+                    .collect()
+            })
+            .collect();
         Carried {
             listeners: new.listeners.iter().map(|l| listener_at(&l.name)).collect(),
             clusters: new.clusters.iter().map(|c| cluster_at(&c.name)).collect(),
-            endpoints: new
+            endpoints: endpoints.clone(),
+            connections: new
                 .clusters
                 .iter()
-                .map(|c| {
-                    let oc = cluster_at(&c.name);
-                    c.endpoints
-                        .iter()
-                        .map(|e| {
-                            let oc = oc?;
-                            let oe = old.clusters[oc]
-                                .endpoints
-                                .iter()
-                                .position(|o| o.address == e.address)?;
-                            Some((oc, oe))
-                        })
-                        .collect()
+                .zip(&endpoints)
+                .map(|(c, eps)| {
+                    let same = cluster_at(&c.name).is_some_and(|oc| {
+                        let o = &old.clusters[oc];
+                        o.http.protocol == c.http.protocol
+                            && o.http.tls == c.http.tls
+                            && o.proxy_protocol == c.proxy_protocol
+                    });
+                    eps.iter().map(|&at| at.filter(|_| same)).collect()
                 })
                 .collect(),
             routes: RouteSlots::new(new)
@@ -534,6 +562,19 @@ impl CoreHistograms {
             duration_millis: pick(&self.duration_millis, &m.listeners, DURATION_MAX_MILLIS),
             request_micros: pick(&self.request_micros, &m.routes, REQUEST_MAX_MICROS),
             upstream_micros: pick(&self.upstream_micros, &m.clusters, REQUEST_MAX_MICROS),
+        }
+    }
+
+    /// Empties every histogram (a replaced version's samples moved to its successor).
+    pub fn reset(&mut self) {
+        for h in self
+            .connect_micros
+            .iter_mut()
+            .chain(self.duration_millis.iter_mut())
+            .chain(self.request_micros.iter_mut())
+            .chain(self.upstream_micros.iter_mut())
+        {
+            h.reset();
         }
     }
 

@@ -99,9 +99,9 @@ pub fn rfc3339(unix: u64) -> String {
     )
 }
 
-/// Longest input (in lines) [`unified_diff`] compares line by line; longer ones are compared as
-/// wholes (the LCS table is `n × m`).
-const MAX_DIFF_LINES: usize = 5_000;
+/// Longest input (in lines) [`unified_diff`] compares line by line (the LCS table is `n × m`
+/// `u32`s: 16 MB at most); longer ones are shown as one hunk.
+const MAX_DIFF_LINES: usize = 2_000;
 
 /// A unified diff (`---`/`+++` headers, `@@` hunks with 3 lines of context) from `a` to `b`.
 pub fn unified_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> String {

@@ -150,7 +150,7 @@ impl Pools {
         stats: Arc<CoreStats>,
     ) -> Pools {
         let mut next = Pools::new(config, stats);
-        for (c, endpoints) in carried.endpoints.iter().enumerate() {
+        for (c, endpoints) in carried.connections.iter().enumerate() {
             for (e, at) in endpoints.iter().enumerate() {
                 let Some((oc, oe)) = *at else { continue };
                 let Some(from) = old.endpoints.get_mut(oc).and_then(|x| x.get_mut(oe)) else {

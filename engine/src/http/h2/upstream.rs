@@ -67,7 +67,7 @@ impl H2Clients {
         {
             let mut old = self.clients.borrow_mut();
             let mut new = next.clients.borrow_mut();
-            for (c, endpoints) in carried.endpoints.iter().enumerate() {
+            for (c, endpoints) in carried.connections.iter().enumerate() {
                 for (e, at) in endpoints.iter().enumerate() {
                     let Some((oc, oe)) = *at else { continue };
                     if let (Some(from), Some(to)) = (

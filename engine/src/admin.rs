@@ -253,7 +253,7 @@ fn write_endpoint(
     };
     let refuse = |stream: &mut TcpStream, status: u16, why: &str| {
         if let Some(audit) = &shared.audit {
-            audit.record(
+            audit.record_refusal(
                 trigger,
                 serde_json::json!({"action": route, "result": "refused", "status": status, "errors": [why]}),
             );

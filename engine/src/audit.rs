@@ -15,7 +15,13 @@ use serde_json::{json, Value};
 
 pub struct Audit {
     file: Mutex<File>,
+    /// Refused writes are rate-limited (they need no token, so anyone who reaches the admin
+    /// port could otherwise fill the disk): (second, records written in it, records suppressed).
+    refusals: Mutex<(u64, u32, u64)>,
 }
+
+/// Refused-write records kept per second; the rest are counted in the next one written.
+const REFUSALS_PER_SECOND: u32 = 10;
 
 /// Who asked for a write or reload.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +37,35 @@ impl Audit {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(Audit {
             file: Mutex::new(file),
+            refusals: Mutex::new((0, 0, 0)),
         })
+    }
+
+    /// A refused write: recorded at most [`REFUSALS_PER_SECOND`] times a second; a record after
+    /// a suppressed burst carries `suppressed` (how many were left out).
+    pub fn record_refusal(&self, trigger: Trigger, mut fields: Value) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let suppressed = {
+            let mut r = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+            if r.0 != now {
+                r.0 = now;
+                r.1 = 0;
+            }
+            if r.1 >= REFUSALS_PER_SECOND {
+                r.2 += 1;
+                return;
+            }
+            r.1 += 1;
+            std::mem::take(&mut r.2)
+        };
+        if suppressed > 0 {
+            if let Some(f) = fields.as_object_mut() {
+                f.insert("suppressed".into(), suppressed.into());
+            }
+        }
+        self.record(trigger, fields);
     }
 
     /// Appends one record: the time, the trigger and `fields`.
@@ -53,5 +87,34 @@ impl Audit {
         if let Err(e) = file.write_all(line.as_bytes()) {
             tracing::warn!(error = %e, "cannot write the audit log");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Refused writes cannot fill the disk: a burst keeps at most 10 records a second.
+    #[test]
+    fn refusals_are_rate_limited() {
+        let path = std::env::temp_dir().join(format!("strait-audit-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let audit = Audit::open(&path).expect("open");
+        let t = Trigger {
+            source: "api",
+            peer: None,
+        };
+        for _ in 0..100 {
+            audit.record_refusal(t, json!({"result": "refused"}));
+        }
+        audit.record(t, json!({"result": "success"}));
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines = text.lines().count();
+        // At most two seconds' worth of refusals (the burst may straddle one), and the one
+        // unlimited record.
+        assert!(lines <= 2 * REFUSALS_PER_SECOND as usize + 1, "{lines} lines");
+        assert!(lines >= REFUSALS_PER_SECOND as usize + 1, "{lines} lines");
+        assert!(text.lines().last().is_some_and(|l| l.contains("success")));
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -1,6 +1,7 @@
 //! Configuration reloads against the real binary (issue 11): SIGHUP re-reads the `--config`
 //! file; new connections use the new configuration at once, open ones (a TCP tunnel, a
-//! keep-alive HTTP connection) go on untouched; counters carry over by name; an invalid file or
+//! keep-alive HTTP connection) go on untouched (the HTTP one is closed after its next answer, so
+//! its client reconnects to the current configuration); counters carry over by name; an invalid file or
 //! a listener change changes nothing and is counted.
 
 mod common;
@@ -206,6 +207,9 @@ fn sighup_reloads_routes_keeps_counters_and_open_connections() {
         .exchange(b"GET /a/still HTTP/1.1\r\nHost: reload.test\r\n\r\n")
         .expect("the keep-alive connection survived");
     assert_eq!((r.status, r.text().as_str()), (200, "one /a/still"));
+    // Its version was replaced: the answer closes it, so the client reconnects to the current
+    // configuration.
+    assert!(r.has_token("connection", "close"), "{:?}", r.headers);
 
     // Counters carried over by name: route "a" counted every request across the reloads.
     let text = metrics_text(&p.proxy);

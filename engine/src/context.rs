@@ -34,6 +34,10 @@ pub(crate) struct CoreContext {
     /// reload). A reload builds the next context ([`CoreContext::next`]); connections keep the
     /// context they started with, new ones take the core's current one.
     pub version: u64,
+    /// The core's current version (shared by every version of the core): a connection whose
+    /// version is older answers its next response with `connection: close` (HTTP/1.1) or
+    /// sends GOAWAY (h2), so its client reconnects to the current configuration.
+    pub current_version: Rc<Cell<u64>>,
     pub config: Arc<Config>,
     pub stats: Arc<CoreStats>,
     pub histograms: RefCell<CoreHistograms>,
@@ -194,6 +198,7 @@ impl CoreContext {
                 .collect(),
             http: HttpCore::new(&config, &stats, access_log),
             version: 0,
+            current_version: Rc::default(),
             tls: RefCell::new(vec![None; config.listeners.len()]),
             upstream_tls: RefCell::new(vec![None; config.clusters.len()]),
             config,
@@ -222,6 +227,7 @@ impl CoreContext {
         }
         let next = CoreContext {
             version,
+            current_version: self.current_version.clone(),
             histograms: RefCell::new(histograms),
             balancers: balancers(&config, stats.index),
             relay: self.relay.clone(),
@@ -244,6 +250,12 @@ impl CoreContext {
             next.set_upstream_tls(*cluster, shared);
         }
         next
+    }
+
+    /// A newer configuration version serves new connections: this connection's client should
+    /// reconnect (after its current request or stream).
+    pub fn superseded(&self) -> bool {
+        self.current_version.get() != self.version
     }
 
     /// The TLS configuration for a new handshake on `listener`.

@@ -43,6 +43,7 @@ impl Epochs {
     }
 
     fn swap(&self, next: CoreContext) {
+        next.current_version.set(next.version);
         let previous = std::mem::replace(&mut *self.current.borrow_mut(), Rc::new(next));
         let mut old = self.old.borrow_mut();
         old.retain(|w| w.strong_count() > 0);

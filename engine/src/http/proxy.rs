@@ -364,7 +364,9 @@ impl<'c, C: ClientStream> Conn<'c, C> {
     async fn handle(&mut self) -> Next {
         let (route, mut x) = self.route_request();
         let head = request_head(&self.head);
-        let keep_alive = head.keep_alive() && !self.ctx.draining.get();
+        // A connection of a replaced configuration version closes after this request: its
+        // client reconnects and gets the current routes.
+        let keep_alive = head.keep_alive() && !self.ctx.draining.get() && !self.ctx.superseded();
         let http10 = head::is_http10(head.version());
         let has_body = !matches!(
             head.framing(),

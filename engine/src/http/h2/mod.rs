@@ -169,9 +169,11 @@ where
                 }
                 let idle = idle_since.elapsed() >= keepalive;
                 match closing {
-                    None if ctx.draining.get() || idle => {
+                    None if ctx.draining.get() || idle || ctx.superseded() => {
                         // GOAWAY with the last stream id: streams in flight finish, new ones
                         // are refused, and `accept` returns `None` once the last one is done.
+                        // (A replaced configuration version: the client reconnects to the
+                        // current one.)
                         conn.graceful_shutdown();
                         closing = Some(Instant::now());
                     }

@@ -133,7 +133,7 @@ impl<C: ClientStream> Conn<'_, C> {
         close: bool,
         http10: bool,
     ) -> Next {
-        let close = close || self.ctx.draining.get();
+        let close = close || self.ctx.draining.get() || self.ctx.superseded();
         if close {
             self.cork_for_close();
         }

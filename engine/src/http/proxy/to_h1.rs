@@ -405,8 +405,10 @@ impl<C: ClientStream> Conn<'_, C> {
             _ => ClientFraming::AsIs,
         };
         // Re-read: the drain may have begun while the upstream was answering.
-        let close =
-            !keep_alive || client_framing == ClientFraming::Close || self.ctx.draining.get();
+        let close = !keep_alive
+            || client_framing == ClientFraming::Close
+            || self.ctx.draining.get()
+            || self.ctx.superseded();
         x.status = response_head(&self.response).status();
         self.fresh_out();
         head::write_client_response(

@@ -275,7 +275,10 @@ impl<C: ClientStream> Leg<'_, '_, C> {
         } else {
             Out::Chunked
         };
-        let close = !keep_alive || matches!(out_framing, Out::UntilClose) || c.ctx.draining.get();
+        let close = !keep_alive
+            || matches!(out_framing, Out::UntilClose)
+            || c.ctx.draining.get()
+            || c.ctx.superseded();
         c.fresh_out();
         let _ = write!(
             c.out,

@@ -19,7 +19,7 @@ use strait_engine::config::{
 use toml::de::DeValue;
 
 use super::cursor::{Ctx, Field};
-use super::values::{address, choice, duration, int_in, name};
+use super::values::{address, choice, duration, int_in, unique_name};
 use super::{http, NameAt, NO_ADDRESS};
 
 const CLUSTER_KEYS: &[&str] = &[
@@ -60,14 +60,7 @@ pub(super) fn clusters(
         let mut name_at = None;
         if let Some(mut t) = item.table(ctx, "[[cluster]]", CLUSTER_KEYS) {
             if let Some(f) = t.require(ctx, "name") {
-                if let Some(n) = name(ctx, &f) {
-                    if let Some((_, first)) = names.iter().flatten().find(|(o, _)| *o == n) {
-                        let (line, _) = ctx.line_col(first.start);
-                        f.error(
-                            ctx,
-                            format!("duplicate cluster name {n:?}; first defined at line {line}"),
-                        );
-                    }
+                if let Some(n) = unique_name(ctx, &f, names.iter().flatten(), "cluster", "") {
                     c.name = n.clone();
                     name_at = Some((n, f.span()));
                 }

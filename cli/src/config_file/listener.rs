@@ -19,7 +19,7 @@ use strait_engine::config::tls::defaults::SNIFF_TIMEOUT as DEFAULT_SNIFF_TIMEOUT
 use strait_engine::config::{ListenerConfig, ListenerProtocol, ProtocolSet, SniffConfig};
 
 use super::cursor::{Ctx, Field, Span, TableCursor};
-use super::values::{address, choice, duration, int_in, name};
+use super::values::{address, choice, duration, int_in, unique_name};
 use super::{http, resolve_cluster, tls, NameAt, NO_ADDRESS};
 
 /// Ends with `http::LISTENER_HTTP_KEYS`.
@@ -289,14 +289,7 @@ fn listener_name(
     l: &mut ListenerConfig,
 ) {
     if let Some(f) = t.require(ctx, "name") {
-        if let Some(n) = name(ctx, &f) {
-            if let Some((_, first)) = names.iter().find(|(o, _)| *o == n) {
-                let (line, _) = ctx.line_col(first.start);
-                f.error(
-                    ctx,
-                    format!("duplicate listener name {n:?}; first defined at line {line}"),
-                );
-            }
+        if let Some(n) = unique_name(ctx, &f, names.iter(), "listener", "") {
             names.push((n.clone(), f.span()));
             l.name = n;
         }

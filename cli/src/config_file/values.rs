@@ -8,7 +8,7 @@ use std::time::Duration;
 use strait_engine::config::{check_name, parse_duration, parse_size};
 use toml::de::DeValue;
 
-use super::cursor::{Ctx, Field};
+use super::cursor::{Ctx, Field, Span};
 
 /// A listener or cluster name: a string that passes `check_name`. Returns the string even when
 /// `check_name` fails (after reporting it), so references to the name do not cascade.
@@ -18,6 +18,27 @@ pub(super) fn name(ctx: &mut Ctx<'_>, f: &Field<'_, '_>) -> Option<String> {
         f.error(ctx, e);
     }
     Some(s.to_owned())
+}
+
+/// A [`name`] that must not repeat one of `earlier`: a repeat is reported as
+/// "duplicate {kind} name ..{scope}; first defined at line N". Returns the name either way (after
+/// reporting), so references to it do not cascade.
+pub(super) fn unique_name<'a>(
+    ctx: &mut Ctx<'_>,
+    f: &Field<'_, '_>,
+    mut earlier: impl Iterator<Item = &'a (String, Span)>,
+    kind: &str,
+    scope: &str,
+) -> Option<String> {
+    let n = name(ctx, f)?;
+    if let Some((_, first)) = earlier.find(|(o, _)| *o == n) {
+        let (line, _) = ctx.line_col(first.start);
+        f.error(
+            ctx,
+            format!("duplicate {kind} name {n:?}{scope}; first defined at line {line}"),
+        );
+    }
+    Some(n)
 }
 
 /// A string naming one of an enum's values.

@@ -19,7 +19,7 @@ use super::action::{redirect, respond, weighted};
 use super::headers::{header_edits, header_match, HEADER_MATCH_EXAMPLE, TOKEN_CHARS};
 use super::placeholder_route;
 use crate::config_file::cursor::{Ctx, Field, Span, TableCursor};
-use crate::config_file::values::{name, size_u64};
+use crate::config_file::values::{size_u64, unique_name};
 use crate::config_file::{resolve_cluster, NameAt};
 
 const ROUTE_KEYS: &[&str] = &[
@@ -98,16 +98,8 @@ fn route_name(
     r: &mut RouteConfig,
 ) {
     if let Some(f) = t.require(ctx, "name") {
-        if let Some(n) = name(ctx, &f) {
-            if let Some((_, first)) = names.iter().find(|(o, _)| *o == n) {
-                let (line, _) = ctx.line_col(first.start);
-                f.error(
-                    ctx,
-                    format!(
-                        "duplicate route name {n:?} in this listener; first defined at line {line}"
-                    ),
-                );
-            } else if reserved == Some(n.as_str()) {
+        if let Some(n) = unique_name(ctx, &f, names.iter(), "route", " in this listener") {
+            if names.iter().all(|(o, _)| *o != n) && reserved == Some(n.as_str()) {
                 f.error(
                     ctx,
                     format!(

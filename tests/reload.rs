@@ -491,3 +491,87 @@ fn watch_config_reloads_a_changed_file() {
     }
     assert_eq!(get(p.listen, "/b/2"), (200, "two /b/2".into()));
 }
+
+/// A UDP origin answering every datagram with `<tag>:` and the datagram.
+fn udp_origin(tag: &'static str) -> SocketAddr {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP origin");
+    let addr = sock.local_addr().expect("origin address");
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let mut reply = format!("{tag}:").into_bytes();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = sock.send_to(&reply, from);
+        }
+    });
+    addr
+}
+
+fn udp_ask(c: &std::net::UdpSocket, to: SocketAddr, payload: &str) -> String {
+    c.send_to(payload.as_bytes(), to).expect("send datagram");
+    let mut buf = [0u8; 2048];
+    let (n, _) = c.recv_from(&mut buf).expect("UDP reply");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn udp_config(cluster: &str, one: SocketAddr, two: SocketAddr, web: SocketAddr) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "web"
+address = "LISTEN"
+protocol = "http"
+cluster = "web"
+
+[[listener]]
+name = "datagrams"
+address = "TCPADDR"
+protocol = "udp"
+cluster = "{cluster}"
+
+[[cluster]]
+name = "web"
+endpoints = [{{ address = "{web}" }}]
+
+[[cluster]]
+name = "one"
+endpoints = [{{ address = "{one}" }}]
+
+[[cluster]]
+name = "two"
+endpoints = [{{ address = "{two}" }}]
+"#
+    )
+}
+
+#[test]
+fn a_reload_sends_new_udp_sessions_to_the_new_cluster_and_keeps_open_ones() {
+    let (one, two, web) = (udp_origin("one"), udp_origin("two"), labelled("web"));
+    let p = Reloadable::start(&udp_config("one", one, two, web.addr));
+    let udp = p.tcp; // the UDP listener shares the TCP test address
+    let client = |timeout| {
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind client");
+        c.set_read_timeout(Some(timeout)).expect("timeout");
+        c
+    };
+    let old = client(Duration::from_secs(5));
+    assert_eq!(udp_ask(&old, udp, "a"), "one:a");
+
+    p.reload(&udp_config("two", one, two, web.addr), 1, 0);
+    // A new client address opens a session under the new version.
+    let new = client(Duration::from_secs(5));
+    assert_eq!(udp_ask(&new, udp, "b"), "two:b");
+    // The session opened before the reload keeps its endpoint.
+    assert_eq!(udp_ask(&old, udp, "c"), "one:c");
+
+    let text = metrics_text(&p.proxy);
+    // One session each: the old client's later datagram reused its session.
+    for cluster in ["one", "two"] {
+        let sessions = metric(
+            &text,
+            "strait_cluster_upstream_connections_total",
+            &[("cluster", cluster)],
+        );
+        assert_eq!(sessions, Some(1.0), "{cluster}\n{text}");
+    }
+}

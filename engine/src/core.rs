@@ -112,9 +112,11 @@ pub(crate) async fn run(
                 )));
             }),
             // A UDP listener keeps serving its open sessions while draining; it refuses new
-            // ones itself, so it needs no cancellation.
+            // ones itself, so it needs no cancellation. New sessions take the current version.
             BoundSocket::Udp(s) => monoio::net::udp::UdpSocket::from_std(s).map(|socket| {
-                drop(monoio::spawn(udp_proxy::serve(ctx.clone(), index, socket)));
+                let current = current.clone();
+                let version = move || current.borrow().clone();
+                drop(monoio::spawn(udp_proxy::serve(version, index, socket)));
             }),
         };
         match registered {
@@ -128,7 +130,7 @@ pub(crate) async fn run(
         }
     }
 
-    // Version 0 lives on only through its connections (and UDP listeners, which keep it).
+    // Version 0 lives on only through its connections and UDP sessions.
     drop(ctx);
     // Runs until Drain, or until the server's sender is gone.
     loop {

@@ -32,22 +32,35 @@ const MAX_DATAGRAM: usize = 65_535;
 struct Session {
     upstream: UdpSocket,
     last_activity: Cell<Instant>,
+    /// The configuration version the session was opened under: its cluster and endpoint stay
+    /// for its life, as a TCP connection's do across a reload.
+    ctx: Rc<CoreContext>,
+    cluster_index: usize,
 }
 
 type Sessions = Rc<RefCell<HashMap<SocketAddr, Rc<Session>>>>;
 
-/// Serves one UDP listener socket on this core until the runtime stops.
-pub(crate) async fn serve(ctx: Rc<CoreContext>, listener_index: usize, socket: UdpSocket) {
+/// Serves one UDP listener socket on this core until the runtime stops. `current` returns the
+/// core's current configuration version: each new session is opened under it (a reload changes
+/// where new sessions go), while open sessions keep the version they started with.
+pub(crate) async fn serve(
+    current: impl Fn() -> Rc<CoreContext>,
+    listener_index: usize,
+    socket: UdpSocket,
+) {
     let socket = Rc::new(socket);
     let sessions: Sessions = Rc::default();
     // Shared by every session of this listener for replies: received and sent before any await.
     let reply_buffer = Rc::new(RefCell::new(vec![0u8; MAX_DATAGRAM].into_boxed_slice()));
-    let counters = &ctx.stats.listeners[listener_index];
-    let listener = &ctx.config.listeners[listener_index];
     let errors = LogLimit::per_second();
     let mut buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
     loop {
-        let (n, client) = match recv_from(&socket, &mut buf).await {
+        let received = recv_from(&socket, &mut buf).await;
+        let ctx = current();
+        // Reloads keep the listener set, so the index names the same listener in every version.
+        let counters = &ctx.stats.listeners[listener_index];
+        let listener = &ctx.config.listeners[listener_index];
+        let (n, client) = match received {
             Ok(v) => v,
             Err(e) => {
                 if let Some(suppressed) = errors.allow() {
@@ -81,7 +94,7 @@ pub(crate) async fn serve(ctx: Rc<CoreContext>, listener_index: usize, socket: U
             },
         };
         session.last_activity.set(Instant::now());
-        let cluster_counters = &ctx.stats.clusters[listener.l4_cluster()];
+        let cluster_counters = &session.ctx.stats.clusters[session.cluster_index];
         match sys::send_nonblocking(session.upstream.as_raw_fd(), &buf[..n]) {
             Ok(_) => cluster_counters.sent_bytes.add(n as u64),
             Err(e) => {
@@ -169,6 +182,8 @@ async fn open_session(
     let session = Rc::new(Session {
         upstream,
         last_activity: Cell::new(Instant::now()),
+        ctx: ctx.clone(),
+        cluster_index,
     });
     sessions.borrow_mut().insert(client, session.clone());
     drop(monoio::spawn(relay_replies(
@@ -197,7 +212,7 @@ async fn relay_replies(
     let listener_index = guard.listener_index();
     let listener = &ctx.config.listeners[listener_index];
     let counters = &ctx.stats.listeners[listener_index];
-    let cluster_counters = &ctx.stats.clusters[listener.l4_cluster()];
+    let cluster_counters = &ctx.stats.clusters[session.cluster_index];
     loop {
         let deadline = session.last_activity.get() + listener.idle_timeout;
         let now = Instant::now();

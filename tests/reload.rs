@@ -465,6 +465,24 @@ fn versions_diff_replace_and_rollback_round_trip() {
     let json: serde_json::Value = serde_json::from_str(&versions).expect("JSON");
     assert_eq!(json["versions"][3]["source"], "rollback");
     assert_eq!(json["versions"][3]["sha256"], json["versions"][0]["sha256"]);
+
+    // The diff compares normalised TOML: comments, blank lines and spacing are not changes.
+    let cosmetic = format!("# a comment\n\n{}", v0.replace(" = ", "   =   "));
+    let (status, body) = admin_request(p.admin, "POST", "/config", cosmetic.as_bytes());
+    assert_eq!((status, body.trim()), (200, "{\"version\":4}"));
+    let (status, diff) = admin_request(p.admin, "GET", "/config/diff?from=3&to=4", b"");
+    assert_eq!(status, 200);
+    assert!(
+        !diff
+            .lines()
+            .any(|l| l.starts_with(['+', '-']) && !l.starts_with("+++") && !l.starts_with("---")),
+        "{diff}"
+    );
+    let (_, current) = admin_request(p.admin, "GET", "/config", b"");
+    assert_eq!(
+        current, cosmetic,
+        "GET /config still answers the text as given"
+    );
 }
 
 /// `[runtime] watch_config = true`: a change to the file is applied without a signal.

@@ -93,6 +93,16 @@ impl strait_engine::ConfigLoader for FileLoader {
         &self.path
     }
 
+    /// Parsed and written back by the TOML library: comments, blank lines, quoting and inline
+    /// spacing are gone, values keep their order. Text that does not parse (never applied) is
+    /// returned as it is.
+    fn normalise(&self, text: &str) -> String {
+        text.parse::<toml::Table>()
+            .ok()
+            .and_then(|t| toml::to_string_pretty(&t).ok())
+            .unwrap_or_else(|| text.to_string())
+    }
+
     fn persist(&self, text: &str) -> Result<(), String> {
         let tmp = self.path.with_extension("toml.strait-new");
         std::fs::write(&tmp, text)

@@ -415,8 +415,8 @@ fn config_reads(shared: &Shared, route: &str, path: &str) -> Option<(u16, &'stat
             match pair {
                 (Some(a), Some(b)) => {
                     let diff = crate::versions::unified_diff(
-                        &a.text,
-                        &b.text,
+                        &a.normalised,
+                        &b.normalised,
                         &format!("version {}", a.version),
                         &format!("version {}", b.version),
                     );

@@ -28,6 +28,9 @@ pub trait ConfigLoader: Send + Sync {
     fn persist(&self, text: &str) -> Result<(), String>;
     /// The file, for `[runtime] watch_config`.
     fn path(&self) -> &std::path::Path;
+    /// `text` in a canonical TOML layout (comments, blank lines and quoting normalised), which
+    /// `GET /config/diff` compares so that only changes of meaning show.
+    fn normalise(&self, text: &str) -> String;
 }
 
 pub type ConfigSource = Arc<dyn ConfigLoader>;
@@ -68,8 +71,10 @@ impl ReloadHandle {
                 return Ok(before);
             }
             let version = self.apply(config).map_err(Refused::invalid)?;
+            let normalised = self.source.get().map(|s| s.normalise(&text));
             if let Ok(mut v) = self.shared.versions.lock() {
-                v.push(version, label, trigger.peer.map(|p| p.to_string()), &text);
+                let peer = trigger.peer.map(|p| p.to_string());
+                v.push(version, label, peer, &text, normalised);
             }
             let from_api = matches!(request, Request::Text(_) | Request::Rollback(_));
             if let (true, true, Some(source)) = (from_api, self.shared.persist, self.source.get()) {

@@ -308,11 +308,12 @@ impl Server {
     /// command line's overrides, or TOML text through the same loader), and the text the process
     /// started with (version 0): enables SIGHUP's file reload and the admin API's writes.
     pub fn set_config_source(&self, source: ConfigSource, initial_text: &str) {
+        let normalised = source.normalise(initial_text);
         if self.source.set(source).is_err() {
             return;
         }
         if let Ok(mut v) = self.shared.versions.lock() {
-            v.push(0, "file", None, initial_text);
+            v.push(0, "file", None, initial_text, Some(normalised));
         }
         let handle = self.reload_handle();
         let _ = self

@@ -20,6 +20,8 @@ pub struct Version {
     /// Who asked: the admin client's address, if any.
     pub peer: Option<String>,
     pub text: String,
+    /// The text in canonical TOML layout (what `GET /config/diff` compares).
+    pub normalised: String,
 }
 
 /// The history: newest last.
@@ -37,8 +39,15 @@ impl Versions {
         }
     }
 
-    /// Records an applied configuration as `version`.
-    pub fn push(&mut self, version: u64, source: &'static str, peer: Option<String>, text: &str) {
+    /// Records an applied configuration as `version`; `normalised` defaults to the text.
+    pub fn push(
+        &mut self,
+        version: u64,
+        source: &'static str,
+        peer: Option<String>,
+        text: &str,
+        normalised: Option<String>,
+    ) {
         let applied_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -49,6 +58,7 @@ impl Versions {
             source,
             peer,
             text: text.to_string(),
+            normalised: normalised.unwrap_or_else(|| text.to_string()),
         });
         while self.kept.len() > self.max {
             self.kept.pop_front();
@@ -182,9 +192,9 @@ mod tests {
     #[test]
     fn versions_keep_the_newest_and_hash_their_text() {
         let mut v = Versions::new(2);
-        v.push(0, "file", None, "a");
-        v.push(1, "api", Some("127.0.0.1:1".into()), "b");
-        v.push(2, "rollback", None, "a");
+        v.push(0, "file", None, "a", None);
+        v.push(1, "api", Some("127.0.0.1:1".into()), "b", None);
+        v.push(2, "rollback", None, "a", None);
         assert!(v.get(0).is_none(), "the oldest is dropped past max");
         assert_eq!(v.current().map(|c| c.version), Some(2));
         assert_eq!(

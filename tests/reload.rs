@@ -510,21 +510,6 @@ fn watch_config_reloads_a_changed_file() {
     assert_eq!(get(p.listen, "/b/2"), (200, "two /b/2".into()));
 }
 
-/// A UDP origin answering every datagram with `<tag>:` and the datagram.
-fn udp_origin(tag: &'static str) -> SocketAddr {
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP origin");
-    let addr = sock.local_addr().expect("origin address");
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 2048];
-        while let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let mut reply = format!("{tag}:").into_bytes();
-            reply.extend_from_slice(&buf[..n]);
-            let _ = sock.send_to(&reply, from);
-        }
-    });
-    addr
-}
-
 fn udp_ask(c: &std::net::UdpSocket, to: SocketAddr, payload: &str) -> String {
     c.send_to(payload.as_bytes(), to).expect("send datagram");
     let mut buf = [0u8; 2048];

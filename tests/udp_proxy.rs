@@ -9,22 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// A UDP origin that answers every datagram with `<tag>:` followed by the datagram.
-fn udp_origin(tag: &'static str) -> SocketAddr {
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind origin");
-    let addr = sock.local_addr().unwrap();
-    thread::spawn(move || {
-        let mut buf = vec![0u8; 65_535];
-        while let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let mut reply = tag.as_bytes().to_vec();
-            reply.push(b':');
-            reply.extend_from_slice(&buf[..n]);
-            let _ = sock.send_to(&reply, from);
-        }
-    });
-    addr
-}
-
 fn client() -> UdpSocket {
     let c = UdpSocket::bind("127.0.0.1:0").expect("bind client");
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -355,6 +355,22 @@ pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
     Ok((status, body))
 }
 
+/// A UDP origin on loopback that answers every datagram with `<tag>:` followed by the datagram.
+pub fn udp_origin(tag: &'static str) -> SocketAddr {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP origin");
+    let addr = sock.local_addr().expect("origin address");
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 65_535];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let mut reply = tag.as_bytes().to_vec();
+            reply.push(b':');
+            reply.extend_from_slice(&buf[..n]);
+            let _ = sock.send_to(&reply, from);
+        }
+    });
+    addr
+}
+
 /// Strings for `Proxy::quick`.
 pub fn args(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()

@@ -168,6 +168,16 @@ fn run_writer(
     }
 }
 
+/// A request's start on the wall clock: read only when access logging is on (the access log
+/// is its only reader), the epoch otherwise.
+pub(crate) fn wall_clock(logging: bool) -> SystemTime {
+    if logging {
+        SystemTime::now()
+    } else {
+        UNIX_EPOCH
+    }
+}
+
 /// Per core: formats records into a local buffer and hands the buffer to the writer thread when
 /// it is over 64 KiB (inside [`log`](Self::log)) or when [`flush`](Self::flush) is called (the
 /// core calls it every ~100 ms and at shutdown). Never blocks: if the queue is full the batch is

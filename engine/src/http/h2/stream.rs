@@ -167,11 +167,7 @@ fn open_record(ctx: &CoreContext, slot: usize, parts: &http::request::Parts) -> 
     };
     let mut x = Record {
         started: Instant::now(),
-        time: if ctx.http.logging {
-            SystemTime::now()
-        } else {
-            SystemTime::UNIX_EPOCH
-        },
+        time: crate::http::access_log::wall_clock(ctx.http.logging),
         slot,
         request_id,
         status: 0,

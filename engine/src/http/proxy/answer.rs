@@ -50,12 +50,7 @@ impl<C: ClientStream> Conn<'_, C> {
     pub(super) fn exchange(&self, route: Option<usize>, head_parsed: bool) -> Record {
         Record {
             started: Instant::now(),
-            // The wall clock is only needed for the access log.
-            time: if self.ctx.http.logging {
-                SystemTime::now()
-            } else {
-                SystemTime::UNIX_EPOCH
-            },
+            time: crate::http::access_log::wall_clock(self.ctx.http.logging),
             slot: self
                 .ctx
                 .http

@@ -179,12 +179,9 @@ pub(crate) async fn h2(
                 break;
             };
             count.set(count.get() + 1);
-            let slot = InFlight { send, count };
-            let ready = std::future::poll_fn(|cx| {
-                let mut s = slot.send.clone();
-                s.poll_ready(cx)
-            })
-            .await;
+            let mut slot = InFlight { send, count };
+            // Polled in place: a clone of an h2 `SendRequest` takes the connection's lock.
+            let ready = std::future::poll_fn(|cx| slot.send.poll_ready(cx)).await;
             match ready {
                 Ok(()) => {
                     // Not marked tried: a retry (after the upstream closed this connection, or

@@ -293,6 +293,11 @@ impl<'a> Exchange<'a> {
         }
     }
 
+    /// Whether a failure of this attempt could still be retried (see [`retry::may_follow`]).
+    pub(crate) fn may_retry(&self) -> bool {
+        retry::may_follow(&self.request, self.retried)
+    }
+
     /// The request goes out now (the upstream latency is measured from here).
     pub(crate) fn sending(&mut self) {
         self.sent_at = Instant::now();

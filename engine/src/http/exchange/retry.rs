@@ -50,7 +50,7 @@ pub(crate) fn is_idempotent(method: Method) -> bool {
 
 /// Whether the failed attempt may be retried (`retried`: this request was retried already).
 pub(crate) fn allows(request: &RequestFacts, failure: &Failure, retried: bool) -> bool {
-    if retried || !request.replayable || request.upgrade {
+    if !may_follow(request, retried) {
         return false;
     }
     match failure.symptom {
@@ -58,6 +58,12 @@ pub(crate) fn allows(request: &RequestFacts, failure: &Failure, retried: bool) -
         Symptom::SendFailed | Symptom::ClosedBeforeHead => failure.reused && request.idempotent,
         Symptom::InvalidHead | Symptom::HeadTimeout | Symptom::Client(_) => false,
     }
+}
+
+/// Whether any failure of the coming attempt could be retried: when not, a leg may hand the
+/// request's parts upstream instead of keeping a copy for a second attempt.
+pub(crate) fn may_follow(request: &RequestFacts, retried: bool) -> bool {
+    !retried && request.replayable && !request.upgrade
 }
 
 #[cfg(test)]

@@ -61,7 +61,9 @@ pub(super) struct Incoming {
     pub(super) parts: http::request::Parts,
     pub(super) body: RecvStream,
     grpc: bool,
-    /// The tighter of the route's upstream timeouts and the client's `grpc-timeout`.
+    /// The client's `grpc-timeout` as an instant. It bounds the wait for the response head (the
+    /// exchange takes the tighter of it and the route's `upstream_response_timeout`); getting a
+    /// connection and the body transfer keep their own timeouts.
     deadline: Option<Instant>,
 }
 

@@ -61,8 +61,13 @@ impl Leg<'_> {
         let mut req = Request::new(());
         *req.method_mut() = self.incoming.parts.method.clone();
         *req.uri_mut() = uri;
-        // Cloned, not moved: a retry sends the same fields again.
-        *req.headers_mut() = self.headers.clone();
+        // Kept for a retry only while one is possible (it sends the same fields again); a
+        // request with a body, or on its second attempt, hands its fields over.
+        *req.headers_mut() = if ex.may_retry() {
+            self.headers.clone()
+        } else {
+            std::mem::take(&mut self.headers)
+        };
         req.headers_mut().remove(http::header::HOST);
         let bodiless = self.incoming.body.is_end_stream();
         ex.sending();
@@ -173,7 +178,6 @@ async fn pump_response(
         &x.request_id,
         &pipeline.response_fields(status),
     );
-    let status = resp.status().as_u16();
     let end = up_body.is_end_stream();
     let mut send = respond
         .send_response(resp, end)

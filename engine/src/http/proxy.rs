@@ -421,6 +421,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                 let id = self.ctx.http.next_request_id();
                 x.request_id[..32].copy_from_slice(&id);
                 x.request_id_len = 32;
+                x.generated_id = true;
             }
         }
         self.ctx.stats.routes[x.slot].requests.inc();

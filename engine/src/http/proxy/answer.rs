@@ -38,6 +38,9 @@ pub(super) struct Record {
     pub(super) fault: Option<Fault>,
     /// `self.head` describes this request (false when it was refused before its head parsed).
     pub(super) head_parsed: bool,
+    /// The request id was made here (the client sent none, or an unusable one): the upstream
+    /// request gets an `x-request-id` field carrying it.
+    pub(super) generated_id: bool,
 }
 
 impl Record {
@@ -65,6 +68,7 @@ impl<C: ClientStream> Conn<'_, C> {
             upstream_micros: None,
             fault: None,
             head_parsed,
+            generated_id: false,
         }
     }
 

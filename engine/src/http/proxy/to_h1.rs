@@ -252,12 +252,8 @@ impl<C: ClientStream> Conn<'_, C> {
         let chunked = framing == RequestFraming::Chunked;
         self.fresh_out();
         let generated;
-        let has_id = request_head(&self.head)
-            .headers()
-            .find(b"x-request-id", &self.buf)
-            .is_some_and(|id| id == x.request_id());
         {
-            generated = (!has_id).then(|| x.request_id());
+            generated = x.generated_id.then(|| x.request_id());
             let view = H1View {
                 head: request_head(&self.head),
                 buf: &self.buf,

@@ -114,10 +114,6 @@ impl<C: ClientStream> Leg<'_, '_, C> {
             .clone()
             .or_else(|| client_host.map(str::to_string))
             .unwrap_or_else(|| address.to_string());
-        let has_id = head
-            .headers()
-            .find(b"x-request-id", buf)
-            .is_some_and(|id| id == self.x.request_id());
         let request_id = String::from_utf8_lossy(self.x.request_id()).into_owned();
         let view = H1View {
             head,
@@ -132,7 +128,7 @@ impl<C: ClientStream> Leg<'_, '_, C> {
                 tls: C::TLS,
                 trust_forwarded: c.config.trust_forwarded,
                 host: client_host,
-                generated_request_id: (!has_id).then_some(request_id.as_str()),
+                generated_request_id: self.x.generated_id.then_some(request_id.as_str()),
                 edits: &self.pipeline.upstream_fields(&view),
                 via: fields::VIA_H1,
             },

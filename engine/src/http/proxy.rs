@@ -204,7 +204,8 @@ enum Next {
 enum Decision<'p> {
     Refuse(Fault),
     Respond(&'p FixedResponse, &'p Pipeline),
-    Forward(Peer, &'p Pipeline),
+    /// The peer, the pipeline, and whether the request asks for a WebSocket upgrade.
+    Forward(Peer, &'p Pipeline, bool),
 }
 
 /// The outcome of the upstream part of a request.
@@ -385,9 +386,13 @@ impl<'c, C: ClientStream> Conn<'c, C> {
                 self.respond_fixed(&mut x, fixed, pipeline, keep_alive && !has_body, has_body)
                     .await
             }
-            Decision::Forward(peer, pipeline) => {
+            Decision::Forward(peer, pipeline, websocket) => {
                 self.rewrite_target(route);
-                match self.forward(&mut x, pipeline, peer, keep_alive).await {
+                let request = (!has_body, websocket);
+                match self
+                    .forward(&mut x, pipeline, peer, keep_alive, request)
+                    .await
+                {
                     Forwarded::Done(next) => next,
                     Forwarded::Fault(fault, next) => {
                         let close = next != Next::KeepAlive || !keep_alive;
@@ -443,7 +448,8 @@ impl<'c, C: ClientStream> Conn<'c, C> {
         if let Filter::Refuse(fault) = state.pipeline.request_filter(&view) {
             return Decision::Refuse(fault);
         }
-        if head::upgrade_of(head, &self.buf) == Upgrade::Malformed {
+        let upgrade = head::upgrade_of(head, &self.buf);
+        if upgrade == Upgrade::Malformed {
             // Never forwarded: an upstream could take the body (or what follows an HTTP/1.0
             // request) for tunnel data.
             return Decision::Refuse(Fault::BadUpgrade);
@@ -464,7 +470,7 @@ impl<'c, C: ClientStream> Conn<'c, C> {
             Filter::Refuse(fault) => Decision::Refuse(fault),
             Filter::Respond(fixed) => Decision::Respond(fixed, pipeline),
             Filter::Continue => match pipeline.upstream_peer(&view) {
-                Some(peer) => Decision::Forward(peer, pipeline),
+                Some(peer) => Decision::Forward(peer, pipeline, upgrade == Upgrade::WebSocket),
                 None => Decision::Refuse(Fault::NoRoute),
             },
         }
@@ -488,22 +494,19 @@ impl<'c, C: ClientStream> Conn<'c, C> {
     }
 
     /// Forwards the current request to `cluster` through the exchange and relays the response.
+    /// `bodiless` and `websocket` were read from the head when the request was routed.
     async fn forward(
         &mut self,
         x: &mut Record,
         pipeline: &Pipeline,
         peer: Peer,
         keep_alive: bool,
+        (bodiless, websocket): (bool, bool),
     ) -> Forwarded {
         let ctx = self.ctx;
         let cluster = peer.cluster;
         let head_len = self.head_len;
         let head = request_head(&self.head);
-        let bodiless = matches!(
-            head.framing(),
-            RequestFraming::None | RequestFraming::ContentLength(0)
-        );
-        let websocket = head::upgrade_of(head, &self.buf) == Upgrade::WebSocket;
         if websocket && ctx.config.clusters[cluster].http.protocol.is_h2() {
             // WebSocket over HTTP/2 needs extended CONNECT (RFC 8441): not spoken here.
             self.start = head_len;
